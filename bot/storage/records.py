@@ -1,0 +1,109 @@
+"""Rows as the rest of the program sees them; the storage layer knows nothing else."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class JobState(StrEnum):
+    QUEUED = "queued"  # accepted and saved, not yet sent upstream
+    SUBMITTED = "submitted"  # upstream has it; record_id is known
+    DELIVERING = "delivering"  # pictures are ready, sending them to the chat
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def finished(self) -> bool:
+        return self in {JobState.DONE, JobState.FAILED, JobState.CANCELLED}
+
+
+@dataclass(frozen=True, slots=True)
+class StoredImage:
+    url: str
+    blurred: bool = False
+    mime: str = "image/jpeg"
+
+
+@dataclass(frozen=True, slots=True)
+class JobParams:
+    """What the user asked for, after flags and their settings were merged."""
+
+    prompt: str
+    model: str
+    negative_prompt: str
+    aspect_ratio: str
+    images: int
+    steps: int
+    cfg: float
+    seed: int | None
+    as_files: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class NewJob:
+    bot_id: int
+    chat_id: int
+    user_id: int
+    params: JobParams
+    language: str = "en"
+    # The user's message the answers reply to (groups), and the forum topic if any.
+    request_message_id: int | None = None
+    thread_id: int | None = None
+    # The picker message that becomes the status message, when the job came from a button.
+    status_message_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class JobRecord:
+    id: int
+    bot_id: int
+    chat_id: int
+    user_id: int
+    params: JobParams
+    state: JobState
+    language: str
+    request_message_id: int | None
+    thread_id: int | None
+    status_message_id: int | None
+    created_at: float
+    record_id: str | None = None
+    submitted_at: float | None = None
+    # When the upstream reported the pictures done (start of delivery latency).
+    generated_at: float | None = None
+    finished_at: float | None = None
+    results: tuple[StoredImage, ...] = field(default_factory=tuple)
+    result_seed: int | None = None
+    polls: int = 0
+    # A short machine word ("timeout", "upstream", "failed", "blocked"...) and detail text.
+    error_kind: str | None = None
+    error_detail: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class UserSettings:
+    """A user's defaults for one bot; None means "the bot's default"."""
+
+    bot_id: int
+    user_id: int
+    model: str | None = None
+    aspect_ratio: str | None = None
+    images: int | None = None
+    negative_prompt: str | None = None
+    # Show the model picker on every /imagine without --model (the picker is the default).
+    always_pick_model: bool = True
+    send_as_files: bool = False
+    language: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class JobStats:
+    jobs: int
+    done: int
+    failed: int
+    cancelled: int
+    active: int
+    median_seconds: float | None
+    p95_seconds: float | None
+    errors_by_kind: tuple[tuple[str, int], ...]
