@@ -7,6 +7,8 @@ from enum import StrEnum
 
 
 class JobState(StrEnum):
+    # Asked for, waiting for the user to pick a model in the inline picker; never resumed.
+    DRAFT = "draft"
     QUEUED = "queued"  # accepted and saved, not yet sent upstream
     SUBMITTED = "submitted"  # upstream has it; record_id is known
     DELIVERING = "delivering"  # pictures are ready, sending them to the chat

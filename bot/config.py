@@ -1,0 +1,228 @@
+"""Typed settings from a TOML file, with the environment winning over the file.
+
+Every key has a default documented in config.example.toml; start-up fails with one
+ConfigError line naming the key when a value is missing or malformed.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+
+from bot.arta.settings import PUBLIC_API_KEY, ArtaSettings
+
+# BotFather's tokens: the bot's numeric id, a colon, then 35 URL-safe characters.
+_TOKEN_RE = re.compile(r"^\d{1,20}:[A-Za-z0-9_-]{20,}$")
+
+
+class ConfigError(Exception):
+    """A config problem, worded for the operator; `key` is dotted, e.g. telegram.token."""
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(f"{key}: {message}")
+        self.key = key
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TelegramConfig(_Section):
+    # One token, or several separated by commas: one process then serves every bot.
+    tokens: tuple[SecretStr, ...] = ()
+    # Bot API base, for a local Bot API server; empty means api.telegram.org.
+    api_url: str = ""
+    request_timeout: float = Field(default=30.0, gt=0)
+
+    @field_validator("tokens", mode="before")
+    @classmethod
+    def _split_tokens(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("tokens")
+    @classmethod
+    def _check_tokens(cls, value: tuple[SecretStr, ...]) -> tuple[SecretStr, ...]:
+        for position, token in enumerate(value, start=1):
+            if not _TOKEN_RE.match(token.get_secret_value()):
+                # Never echo the token itself: it is a secret even when malformed.
+                raise ValueError(
+                    f"token #{position} does not look like a BotFather token (digits:letters)"
+                )
+        if len({t.get_secret_value() for t in value}) != len(value):
+            raise ValueError("the same token is listed twice")
+        return value
+
+
+class WebhookConfig(_Section):
+    # Public HTTPS base the bot tells Telegram to call, e.g. https://bot.example.com
+    base_url: str = ""
+    path_prefix: str = "/telegram"
+    secret: SecretStr = SecretStr("")
+    # A web worker behind a proxy or on Heroku must listen on every interface.
+    host: str = "0.0.0.0"
+    port: int = Field(default=8080, ge=1, le=65535)
+
+
+class ArtaConfig(_Section):
+    auth_url: str = ArtaSettings.signup_url
+    refresh_url: str = ArtaSettings.refresh_url
+    api_url: str = ArtaSettings.api_url
+    api_key: str = PUBLIC_API_KEY
+    proxy: str = ""
+    user_agent: str = ArtaSettings.user_agent
+    pool_limit: int = Field(default=ArtaSettings.pool_limit, ge=1, le=1000)
+    connect_timeout: float = Field(default=ArtaSettings.connect_timeout, gt=0)
+    read_timeout: float = Field(default=ArtaSettings.read_timeout, gt=0)
+    poll_deadline: float = Field(default=ArtaSettings.poll_deadline, gt=0)
+    poll_min_interval: float = Field(default=ArtaSettings.poll_min_interval, gt=0)
+    poll_max_interval: float = Field(default=ArtaSettings.poll_max_interval, gt=0)
+
+    def to_settings(self) -> ArtaSettings:
+        return ArtaSettings(
+            signup_url=self.auth_url,
+            refresh_url=self.refresh_url,
+            api_url=self.api_url,
+            api_key=self.api_key,
+            proxy=self.proxy or None,
+            user_agent=self.user_agent,
+            pool_limit=self.pool_limit,
+            connect_timeout=self.connect_timeout,
+            read_timeout=self.read_timeout,
+            poll_deadline=self.poll_deadline,
+            poll_min_interval=self.poll_min_interval,
+            poll_max_interval=max(self.poll_max_interval, self.poll_min_interval),
+        )
+
+
+class DatabaseConfig(_Section):
+    path: str = "data/bot.db"
+
+
+class DefaultsConfig(_Section):
+    model: str = "Flux"
+    aspect_ratio: str = "1:1"
+    images: int = Field(default=2, ge=1, le=4)
+    steps: int = Field(default=30, ge=1, le=50)
+    cfg: float = Field(default=7.0, ge=1, le=20)
+    negative_prompt: str = "blurry, deformed hands, ugly"
+
+
+class LimitsConfig(_Section):
+    # Jobs submitted or polling upstream at once, across every user and bot.
+    max_in_flight: int = Field(default=20, ge=1)
+    # Jobs one user may have running at once; more wait in the fair queue.
+    per_user_active: int = Field(default=2, ge=1)
+    # New jobs one user may start per minute; more are refused with a wait time.
+    per_user_per_minute: int = Field(default=6, ge=1)
+    max_prompt_length: int = Field(default=1000, ge=1)
+    max_negative_length: int = Field(default=500, ge=1)
+    # Minimum seconds between two edits of one status message (Telegram's flood limits).
+    status_edit_interval: float = Field(default=3.0, ge=0)
+
+
+class AccessConfig(_Section):
+    # Empty lists mean everyone may use the bot.
+    allowed_user_ids: tuple[int, ...] = ()
+    allowed_chat_ids: tuple[int, ...] = ()
+    admin_ids: tuple[int, ...] = ()
+
+
+class LogConfig(_Section):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    format: Literal["text", "json"] = "text"
+
+    @field_validator("level", "format", mode="before")
+    @classmethod
+    def _normalise(cls, value: Any) -> Any:
+        return value.strip() if isinstance(value, str) else value
+
+
+class Config(_Section):
+    mode: Literal["polling", "webhook"] = "polling"
+    telegram: TelegramConfig = TelegramConfig()
+    webhook: WebhookConfig = WebhookConfig()
+    arta: ArtaConfig = ArtaConfig()
+    database: DatabaseConfig = DatabaseConfig()
+    defaults: DefaultsConfig = DefaultsConfig()
+    limits: LimitsConfig = LimitsConfig()
+    access: AccessConfig = AccessConfig()
+    log: LogConfig = LogConfig()
+
+    def require_tokens(self) -> tuple[str, ...]:
+        tokens = tuple(t.get_secret_value() for t in self.telegram.tokens)
+        if not tokens:
+            raise ConfigError(
+                "telegram.tokens", "no bot token: set BOT_TOKEN or telegram.tokens in the config"
+            )
+        return tokens
+
+
+# Environment variable -> dotted config key. The environment wins over the file.
+ENVIRONMENT_KEYS: Mapping[str, str] = {
+    "BOT_TOKEN": "telegram.tokens",
+    "TELEGRAM_API_URL": "telegram.api_url",
+    "BOT_MODE": "mode",
+    "WEBHOOK_URL": "webhook.base_url",
+    "WEBHOOK_SECRET": "webhook.secret",
+    "PORT": "webhook.port",
+    "ARTA_AUTH_URL": "arta.auth_url",
+    "ARTA_REFRESH_URL": "arta.refresh_url",
+    "ARTA_API_URL": "arta.api_url",
+    "ARTA_PROXY": "arta.proxy",
+    "DATABASE_PATH": "database.path",
+    "LOG_LEVEL": "log.level",
+    "LOG_FORMAT": "log.format",
+}
+
+
+def load_config(path: str | Path | None, environ: Mapping[str, str] | None = None) -> Config:
+    """Read `path` (skipped when None or absent and not asked for explicitly), then the env.
+
+    Raises ConfigError naming the first bad key.
+    """
+    environ = os.environ if environ is None else environ
+    raw: dict[str, Any] = _read_toml(Path(path)) if path is not None else {}
+    for variable, key in ENVIRONMENT_KEYS.items():
+        value = environ.get(variable)
+        if value is not None and value != "":
+            _set_dotted(raw, key, value.upper() if key == "log.level" else value)
+    try:
+        return Config.model_validate(raw)
+    except ValidationError as error:
+        first = error.errors()[0]
+        key = ".".join(str(part) for part in first["loc"]) or "config"
+        message = first["msg"].removeprefix("Value error, ")
+        if first["type"] == "extra_forbidden":
+            message = "unknown key (a typo?)"
+        raise ConfigError(key, message) from None
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as file:
+            return tomllib.load(file)
+    except FileNotFoundError:
+        return {}
+    except OSError as error:
+        raise ConfigError(str(path), f"cannot read the config file: {error.strerror}") from None
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(str(path), f"not valid TOML: {error}") from None
+
+
+def _set_dotted(raw: dict[str, Any], key: str, value: str) -> None:
+    *sections, leaf = key.split(".")
+    node = raw
+    for section in sections:
+        child = node.setdefault(section, {})
+        if not isinstance(child, dict):
+            raise ConfigError(section, "must be a table")
+        node = child
+    node[leaf] = value

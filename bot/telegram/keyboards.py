@@ -1,0 +1,99 @@
+"""Inline keyboards. Every button carries a CallbackData record, never a hand-split string."""
+
+from __future__ import annotations
+
+from aiogram.types import InlineKeyboardMarkup
+from aiogram.utils.keyboard import InlineKeyboardBuilder
+
+from bot.arta.catalogue import MODELS, model_slug
+from bot.telegram import texts
+from bot.telegram.callbacks import JobAction, JobCb, PickerAction, PickerCb
+
+# Eight models a page keeps the keyboard on one phone screen; two a row fit long names.
+MODELS_PER_PAGE = 8
+PAGES = (len(MODELS) + MODELS_PER_PAGE - 1) // MODELS_PER_PAGE
+
+
+def page_of(model: str) -> int:
+    return MODELS.index(model) // MODELS_PER_PAGE if model in MODELS else 0
+
+
+def model_picker(
+    *, job_id: int, owner: int, page: int, default_model: str, with_default_button: bool
+) -> InlineKeyboardMarkup:
+    page = min(max(page, 0), PAGES - 1)
+    builder = InlineKeyboardBuilder()
+    for model in MODELS[page * MODELS_PER_PAGE : (page + 1) * MODELS_PER_PAGE]:
+        label = f"⭐ {model}" if model == default_model else model
+        data = PickerCb(
+            action=PickerAction.PICK, job_id=job_id, model=model_slug(model), owner=owner
+        )
+        builder.button(text=label, callback_data=data)
+    builder.adjust(2)
+    nav = InlineKeyboardBuilder()
+    if page > 0:
+        nav.button(
+            text=texts.previous_page(),
+            callback_data=PickerCb(
+                action=PickerAction.PAGE, job_id=job_id, page=page - 1, owner=owner
+            ),
+        )
+    if page < PAGES - 1:
+        nav.button(
+            text=f"{texts.next_page()} ({page + 2}/{PAGES})",
+            callback_data=PickerCb(
+                action=PickerAction.PAGE, job_id=job_id, page=page + 1, owner=owner
+            ),
+        )
+    builder.attach(nav)
+    if with_default_button:
+        builder.row()
+        builder.button(
+            text=texts.use_default_button(default_model),
+            callback_data=PickerCb(action=PickerAction.DEFAULT, job_id=job_id, owner=owner),
+        )
+    return builder.as_markup()
+
+
+def status(job_id: int) -> InlineKeyboardMarkup:
+    builder = InlineKeyboardBuilder()
+    builder.button(
+        text=texts.cancel_button(), callback_data=JobCb(action=JobAction.CANCEL, job_id=job_id)
+    )
+    return builder.as_markup()
+
+
+def result_actions(job_id: int) -> InlineKeyboardMarkup:
+    builder = InlineKeyboardBuilder()
+    builder.button(
+        text=texts.again_button(), callback_data=JobCb(action=JobAction.AGAIN, job_id=job_id)
+    )
+    builder.button(
+        text=texts.same_seed_button(),
+        callback_data=JobCb(action=JobAction.SAME_SEED, job_id=job_id),
+    )
+    builder.button(
+        text=texts.other_model_button(),
+        callback_data=JobCb(action=JobAction.OTHER_MODEL, job_id=job_id),
+    )
+    builder.adjust(2, 1)
+    return builder.as_markup()
+
+
+def retry(job_id: int) -> InlineKeyboardMarkup:
+    builder = InlineKeyboardBuilder()
+    builder.button(
+        text=texts.retry_button(), callback_data=JobCb(action=JobAction.RETRY, job_id=job_id)
+    )
+    return builder.as_markup()
+
+
+def history(job_ids: list[int]) -> InlineKeyboardMarkup:
+    builder = InlineKeyboardBuilder()
+    for number, job_id in enumerate(job_ids, start=1):
+        builder.button(
+            text=texts.repeat_button(number),
+            callback_data=JobCb(action=JobAction.REPEAT, job_id=job_id),
+        )
+    builder.adjust(5)
+    return builder.as_markup()

@@ -1,0 +1,245 @@
+"""Every user-facing sentence, in one place, through gettext.
+
+Functions take plain values and return HTML-safe text; anything that came from a user is
+escaped here. Msgids are the English text; catalogues live in bot/locales.
+"""
+
+from __future__ import annotations
+
+from html import escape
+
+from aiogram.utils.i18n import gettext as _
+
+from bot.arta.types import ASPECT_RATIOS, MAX_CFG, MAX_IMAGES, MAX_STEPS, MIN_CFG
+from bot.jobs.observer import FailureKind, Progress, Stage
+
+# Telegram counts caption length after entity parsing, in UTF-16 code units.
+CAPTION_LIMIT = 1024
+
+
+def help_text(bot_username: str) -> str:
+    return _(
+        "🎨 <b>I draw pictures from your words.</b>\n\n"
+        "<b>/imagine</b> <i>prompt</i> — pick a model, get an album\n"
+        "Options go anywhere after the prompt:\n"
+        "<code>--model NAME</code> skip the picker (see /models)\n"
+        "<code>--ar 16:9</code> aspect ratio: {ratios}\n"
+        "<code>-n 4</code> number of pictures, 1 to {max_images}\n"
+        "<code>--seed 42</code> repeat a picture exactly\n"
+        "<code>--neg TEXT</code> what to keep out of the picture\n"
+        "<code>--steps 30</code> and <code>--cfg 7</code> for the curious\n\n"
+        "Examples:\n"
+        "<code>/imagine a fox in the snow</code>\n"
+        "<code>/imagine a lighthouse at dusk --model flux --ar 16:9 -n 2</code>\n\n"
+        "Reply to any message with /imagine to draw its text.\n"
+        "In groups write <code>/imagine@{bot}</code>.\n\n"
+        "/models — choose your default model\n"
+        "/settings — ratio, count, negative prompt, files, language\n"
+        "/history — your last pictures\n"
+        "/help — this message"
+    ).format(ratios=", ".join(ASPECT_RATIOS), max_images=MAX_IMAGES, bot=escape(bot_username))
+
+
+def usage() -> str:
+    return _(
+        "Tell me what to draw: <code>/imagine a fox in the snow</code>\n"
+        "Or reply to a message with /imagine. More in /help."
+    )
+
+
+def bad_flag(flag: str, field: str) -> str:
+    allowed = {
+        "model": _("a model name, e.g. flux (see /models)"),
+        "aspect_ratio": _("one of {ratios}").format(ratios=", ".join(ASPECT_RATIOS)),
+        "images": _("a whole number from 1 to {high}").format(high=MAX_IMAGES),
+        "seed": _("a whole number from 0 to 4294967295"),
+        "negative_prompt": _("the things to avoid, e.g. --neg blurry, text"),
+        "steps": _("a whole number from 1 to {high}").format(high=MAX_STEPS),
+        "cfg": _("a number from {low:g} to {high:g}").format(low=MIN_CFG, high=MAX_CFG),
+    }[field]
+    return _("⚠️ <code>{flag}</code> needs {allowed}.").format(flag=escape(flag), allowed=allowed)
+
+
+def unknown_model(name: str, suggestions: tuple[str, ...]) -> str:
+    text = _("⚠️ I don't know the model <b>{name}</b>.").format(name=escape(name))
+    if suggestions:
+        closest = ", ".join(f"<code>{escape(s)}</code>" for s in suggestions)
+        text += " " + _("Did you mean {closest}?").format(closest=closest)
+    return text + "\n" + _("/models lists them all.")
+
+
+def prompt_too_long(limit: int) -> str:
+    return _("⚠️ That prompt is too long: keep it under {limit} characters.").format(limit=limit)
+
+
+def negative_too_long(limit: int) -> str:
+    return _("⚠️ The negative prompt is too long: keep it under {limit} characters.").format(
+        limit=limit
+    )
+
+
+def rate_limited(seconds: float) -> str:
+    return _("⏳ You are drawing a lot! Try again in {seconds} s.").format(
+        seconds=max(1, round(seconds))
+    )
+
+
+def slow_down() -> str:
+    return _("Easy there — one at a time, please.")
+
+
+def not_allowed() -> str:
+    return _("Sorry, this bot is private.")
+
+
+def pick_model(prompt: str, default_model: str) -> str:
+    return _("🎨 <b>{prompt}</b>\n\nPick a model, or go with your default ({model}).").format(
+        prompt=escape(_shorten(prompt, 300)), model=escape(default_model)
+    )
+
+
+def pick_default_model(current: str) -> str:
+    return _("Your default model is <b>{model}</b>. Pick another:").format(model=escape(current))
+
+
+def default_model_set(model: str) -> str:
+    return _("✅ Default model: <b>{model}</b>").format(model=escape(model))
+
+
+def use_default_button(model: str) -> str:
+    return _("⭐ Go with {model}").format(model=model)
+
+
+def previous_page() -> str:
+    return _("‹ Back")
+
+
+def next_page() -> str:
+    return _("Next ›")
+
+
+def status(progress: Progress, model: str) -> str:
+    if progress.stage is Stage.WAITING:
+        return _("⏳ Waiting in line: #{position}").format(position=progress.position or 1)
+    if progress.stage is Stage.QUEUED:
+        return _("⏳ Queued at {model}…").format(model=escape(model))
+    return _("🎨 Drawing with {model}… {seconds} s").format(
+        model=escape(model), seconds=int(progress.elapsed)
+    )
+
+
+def accepted(model: str) -> str:
+    return _("⏳ Starting {model}…").format(model=escape(model))
+
+
+def cancel_button() -> str:
+    return _("✖ Cancel")
+
+
+def cancelled() -> str:
+    return _("✖ Cancelled.")
+
+
+def too_late_to_cancel() -> str:
+    return _("Too late to cancel: the pictures are on their way.")
+
+
+def caption(prompt: str, model: str, aspect_ratio: str, seed: int | None) -> str:
+    """Prompt and settings, escaped, with the prompt cut so the whole fits 1024 characters."""
+    meta = f"{model} · {aspect_ratio}" + (f" · seed {seed}" if seed is not None else "")
+    room = CAPTION_LIMIT - _utf16_len(meta) - 2  # two newlines
+    return f"{escape(_shorten_utf16(prompt, room))}\n\n<i>{escape(meta)}</i>"
+
+
+def ready(seconds: float, blurred: int) -> str:
+    text = _("✅ Ready in {seconds} s.").format(seconds=max(1, round(seconds)))
+    if blurred:
+        text += "\n" + _(
+            "🙈 The service's safety filter blurred {count} of the pictures: tap to reveal."
+        ).format(count=blurred)
+    return text
+
+
+def again_button() -> str:
+    return _("🔁 Again")
+
+
+def other_model_button() -> str:
+    return _("🎨 Other model")
+
+
+def same_seed_button() -> str:
+    return _("🌱 Same seed")
+
+
+def retry_button() -> str:
+    return _("🔁 Retry")
+
+
+def repeat_button(number: int) -> str:
+    return _("🔁 Repeat #{number}").format(number=number)
+
+
+def failed(kind: FailureKind, detail: str | None) -> str:
+    messages = {
+        FailureKind.INVALID: _("The service did not accept these settings"),
+        FailureKind.AUTH: _("The service refused to let me in right now"),
+        FailureKind.UNAVAILABLE: _("The picture service is not answering right now"),
+        FailureKind.FAILED: _("The service could not draw this one"),
+        FailureKind.TIMEOUT: _("The service took too long"),
+        FailureKind.IMAGE: _("The finished pictures could not be fetched"),
+        FailureKind.DELIVERY: _("Telegram would not take the pictures"),
+        FailureKind.BLOCKED: _("I can't write to this chat"),
+        FailureKind.INTERNAL: _("Something broke on my side"),
+    }
+    text = "⚠️ " + messages[kind]
+    if kind is FailureKind.INVALID and detail:
+        text += f": {escape(_shorten(detail, 300))}"
+    text += "."
+    if kind.retryable:
+        text += " " + _("Press Retry to try again.")
+    return text
+
+
+def button_expired() -> str:
+    return _("This button has expired.")
+
+
+def not_your_button() -> str:
+    return _("Only the person who asked for this can press its buttons.")
+
+
+def job_gone() -> str:
+    return _("I can't find that request any more.")
+
+
+def history(lines: list[str]) -> str:
+    if not lines:
+        return _("You have no pictures yet. Try /imagine a fox in the snow")
+    return _("🕘 <b>Your last pictures</b>") + "\n\n" + "\n".join(lines)
+
+
+def history_line(number: int, prompt: str, model: str, state: str) -> str:
+    return f"{number}. {escape(_shorten(prompt, 80))} — <i>{escape(model)}</i> {state}"
+
+
+def something_went_wrong() -> str:
+    return _("⚠️ Something went wrong on my side. Please try again.")
+
+
+def _shorten(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def _utf16_len(text: str) -> int:
+    return len(text.encode("utf-16-le")) // 2
+
+
+def _shorten_utf16(text: str, limit: int) -> str:
+    if _utf16_len(text) <= limit:
+        return text
+    cut = text
+    while _utf16_len(cut) > limit - 1:
+        # Drop a few characters at a time; surrogate pairs never get split this way.
+        cut = cut[: max(0, len(cut) - max(1, _utf16_len(cut) - (limit - 1)))]
+    return cut.rstrip() + "…"
