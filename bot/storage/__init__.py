@@ -1,0 +1,17 @@
+"""SQLite storage: one connection, versioned migrations, one repository per table.
+
+Knows nothing of Telegram or the job runner; callers get records, never rows.
+"""
+
+from bot.storage.database import Database
+from bot.storage.migrations import LATEST_VERSION, SchemaTooNewError, migrate, schema_version
+from bot.storage.tokens import SqliteTokenStore
+
+__all__ = [
+    "LATEST_VERSION",
+    "Database",
+    "SchemaTooNewError",
+    "SqliteTokenStore",
+    "migrate",
+    "schema_version",
+]

@@ -1,0 +1,144 @@
+"""The connection: pragmas, transactions, and concurrent writers on one connection."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from contextlib import closing
+from pathlib import Path
+
+import pytest
+
+from bot.storage import Database
+
+
+def _journal_mode_seen_by_another_connection(path: str) -> bool:
+    with closing(sqlite3.connect(path)) as conn:
+        return bool(conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal")
+
+
+async def _pragma(db: Database, name: str) -> object:
+    async with db.reading() as conn:
+        rows = await conn.execute_fetchall(f"PRAGMA {name}")
+    return next(iter(rows))[0]
+
+
+async def test_file_database_runs_in_wal_mode_so_readers_never_block_the_writer(
+    storage_file_db: Database,
+) -> None:
+    assert await storage_file_db.journal_mode() == "wal"
+    # WAL is recorded in the file itself: a separate connection sees it too.
+    assert await asyncio.to_thread(_journal_mode_seen_by_another_connection, storage_file_db.path)
+
+
+async def test_connection_waits_for_locks_and_enforces_foreign_keys(
+    storage_file_db: Database,
+) -> None:
+    assert await _pragma(storage_file_db, "busy_timeout") == 5000
+    assert await _pragma(storage_file_db, "foreign_keys") == 1
+    # NORMAL is 1: commits in WAL mode need no fsync.
+    assert await _pragma(storage_file_db, "synchronous") == 1
+
+
+async def test_a_fresh_database_path_gets_its_directories_created(tmp_path: Path) -> None:
+    path = tmp_path / "a" / "b" / "bot.sqlite3"
+    async with await Database.open(path) as db:
+        assert db.path == str(path)
+    assert path.exists()
+
+
+async def test_memory_database_opens_for_tests(storage_db: Database) -> None:
+    assert storage_db.path == ":memory:"
+    assert await _pragma(storage_db, "foreign_keys") == 1
+
+
+async def test_an_error_inside_a_transaction_leaves_nothing_behind(storage_db: Database) -> None:
+    async with storage_db.transaction() as conn:
+        await conn.execute("CREATE TABLE t (x INTEGER)")
+    with pytest.raises(RuntimeError):
+        async with storage_db.transaction() as conn:
+            await conn.execute("INSERT INTO t VALUES (1)")
+            await conn.execute("INSERT INTO t VALUES (2)")
+            raise RuntimeError("boom")
+    async with storage_db.reading() as conn:
+        rows = await conn.execute_fetchall("SELECT COUNT(*) FROM t")
+    assert next(iter(rows))[0] == 0
+
+
+async def test_a_nested_transaction_rolls_back_only_its_own_part(storage_db: Database) -> None:
+    async with storage_db.transaction() as conn:
+        await conn.execute("CREATE TABLE t (x INTEGER)")
+    async with storage_db.transaction() as conn:
+        await conn.execute("INSERT INTO t VALUES (1)")
+        with pytest.raises(RuntimeError):
+            async with storage_db.transaction() as inner:
+                await inner.execute("INSERT INTO t VALUES (2)")
+                raise RuntimeError("inner")
+        # Reading in the same task must not wait for the lock this task holds.
+        async with storage_db.reading() as again:
+            rows = await again.execute_fetchall("SELECT x FROM t")
+        assert [row[0] for row in rows] == [1]
+    async with storage_db.reading() as conn:
+        rows = await conn.execute_fetchall("SELECT x FROM t")
+    assert [row[0] for row in rows] == [1]
+
+
+async def test_a_reader_never_sees_another_tasks_unfinished_transaction(
+    storage_db: Database,
+) -> None:
+    async with storage_db.transaction() as conn:
+        await conn.execute("CREATE TABLE t (x INTEGER)")
+    inside = asyncio.Event()
+    release = asyncio.Event()
+
+    async def writer() -> None:
+        async with storage_db.transaction() as conn:
+            await conn.execute("INSERT INTO t VALUES (1)")
+            inside.set()
+            await release.wait()
+            raise RuntimeError("changed my mind")
+
+    async def reader() -> int:
+        await inside.wait()
+        async with storage_db.reading() as conn:
+            rows = await conn.execute_fetchall("SELECT COUNT(*) FROM t")
+        return int(next(iter(rows))[0])
+
+    writing = asyncio.create_task(writer())
+    reading = asyncio.create_task(reader())
+    await inside.wait()
+    release.set()
+    with pytest.raises(RuntimeError):
+        await writing
+    assert await reading == 0
+
+
+async def test_a_writer_cancelled_mid_transaction_does_not_break_the_next_one(
+    storage_db: Database,
+) -> None:
+    async with storage_db.transaction() as conn:
+        await conn.execute("CREATE TABLE t (x INTEGER)")
+    started = asyncio.Event()
+
+    async def stuck_writer() -> None:
+        async with storage_db.transaction() as conn:
+            await conn.execute("INSERT INTO t VALUES (1)")
+            started.set()
+            await asyncio.Event().wait()  # until cancelled
+
+    task = asyncio.create_task(stuck_writer())
+    await started.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    async with storage_db.transaction() as conn:
+        await conn.execute("INSERT INTO t VALUES (2)")
+    async with storage_db.reading() as conn:
+        rows = await conn.execute_fetchall("SELECT x FROM t")
+    assert [row[0] for row in rows] == [2]
+
+
+async def test_closing_twice_is_harmless(tmp_path: Path) -> None:
+    db = await Database.open(tmp_path / "bot.sqlite3")
+    await db.close()
+    await db.close()

@@ -1,0 +1,87 @@
+"""Schema versions: a new file gets every table, a migrated one is left alone."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from bot.storage import LATEST_VERSION, Database, SchemaTooNewError, migrate, schema_version
+from bot.storage.migrations import MIGRATIONS, Migration
+
+
+async def _names(db: Database, kind: str) -> set[str]:
+    async with db.reading() as conn:
+        rows = await conn.execute_fetchall(
+            "SELECT name FROM sqlite_master WHERE type = ? AND name NOT LIKE 'sqlite_%'",
+            (kind,),
+        )
+    return {row[0] for row in rows}
+
+
+async def test_an_empty_database_gets_every_table_and_index(storage_db: Database) -> None:
+    assert await _names(storage_db, "table") == {"jobs", "user_settings", "arta_tokens"}
+    assert await _names(storage_db, "index") == {
+        "jobs_unfinished",
+        "jobs_by_user",
+        "jobs_by_created",
+    }
+    assert await schema_version(storage_db) == LATEST_VERSION == MIGRATIONS[-1].version
+
+
+async def test_migrating_again_applies_nothing(storage_file_db: Database) -> None:
+    assert await migrate(storage_file_db) == []
+    assert await schema_version(storage_file_db) == LATEST_VERSION
+
+
+# Each step records that it ran; a step run twice would show up as a second row.
+_COUNTING_STEPS = (
+    Migration(1, "log table", ("CREATE TABLE ran (version INTEGER)",)),
+    Migration(2, "second step", ("INSERT INTO ran VALUES (2)",)),
+)
+
+
+async def _ran(db: Database) -> list[int]:
+    async with db.reading() as conn:
+        rows = await conn.execute_fetchall("SELECT version FROM ran")
+    return [row[0] for row in rows]
+
+
+async def test_reopening_a_database_does_not_reapply_its_steps(tmp_path: Path) -> None:
+    path = tmp_path / "steps.sqlite3"
+    async with await Database.open(path, run_migrations=False) as db:
+        assert await migrate(db, _COUNTING_STEPS[:1]) == [1]
+    async with await Database.open(path, run_migrations=False) as db:
+        assert await migrate(db, _COUNTING_STEPS) == [2]
+    async with await Database.open(path, run_migrations=False) as db:
+        assert await migrate(db, _COUNTING_STEPS) == []
+        assert await _ran(db) == [2]
+        assert await schema_version(db) == 2
+
+
+async def test_a_failing_step_leaves_the_database_at_the_previous_version() -> None:
+    steps = (
+        *_COUNTING_STEPS,
+        Migration(3, "broken", ("INSERT INTO ran VALUES (3)", "THIS IS NOT SQL")),
+    )
+    async with await Database.open(":memory:", run_migrations=False) as db:
+        with pytest.raises(sqlite3.OperationalError):
+            await migrate(db, steps)
+        assert await schema_version(db) == 2
+        assert await _ran(db) == [2]
+
+
+async def test_a_database_from_a_newer_bot_is_refused_with_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "future.sqlite3"
+    async with await Database.open(path) as db, db.transaction() as conn:
+        await conn.execute(f"PRAGMA user_version = {LATEST_VERSION + 1}")
+    with pytest.raises(SchemaTooNewError, match="newer than this bot supports"):
+        await Database.open(path)
+
+
+async def test_steps_out_of_order_are_refused_before_anything_runs() -> None:
+    async with await Database.open(":memory:", run_migrations=False) as db:
+        with pytest.raises(ValueError, match="in order"):
+            await migrate(db, (_COUNTING_STEPS[1], _COUNTING_STEPS[0]))
+        assert await schema_version(db) == 0
