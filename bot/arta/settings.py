@@ -27,6 +27,8 @@ class ArtaSettings:
     pool_limit: int = 32
     connect_timeout: float = 10.0
     read_timeout: float = 30.0
+    # Ceiling on one whole request, waiting for a free pooled connection included.
+    request_timeout: float = 60.0
     # Overall deadline for one job's polling.
     poll_deadline: float = 300.0
     # Never poll one record more often than this, whatever the schedule predicts.
