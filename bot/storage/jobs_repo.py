@@ -1,0 +1,351 @@
+"""Durable jobs: every accepted /imagine is a row before anything is sent upstream.
+
+State only moves forward (draft → queued → submitted → delivering → done, or to
+failed/cancelled from any unfinished state) and a finished job never moves again. Each
+transition is one guarded UPDATE, so when Cancel and completion race, exactly one of them
+wins and the loser learns it from the False it gets back.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sqlite3
+from collections.abc import Collection, Iterable, Sequence
+from typing import Any
+
+from bot.storage.database import Database
+from bot.storage.records import (
+    JobParams,
+    JobRecord,
+    JobState,
+    JobStats,
+    NewJob,
+    StoredImage,
+)
+
+ACTIVE_STATES: tuple[JobState, ...] = (JobState.QUEUED, JobState.SUBMITTED, JobState.DELIVERING)
+# Upstream failures can carry a whole HTML error page; a few hundred characters say enough
+# and keep the table small.
+MAX_ERROR_DETAIL = 1000
+
+
+def _sql_states(states: Iterable[JobState]) -> str:
+    # Written out as literals, not bound parameters: SQLite uses the partial index
+    # jobs_unfinished only when the query's WHERE matches the index's literally.
+    return "(" + ", ".join(f"'{state.value}'" for state in states) + ")"
+
+
+_ACTIVE = _sql_states(ACTIVE_STATES)
+_DRAFT = _sql_states([JobState.DRAFT])
+_QUEUED = _sql_states([JobState.QUEUED])
+# A draft can still be given up (picker cancelled), but it never reached the runner.
+_CANCELLABLE = _sql_states([JobState.DRAFT, *ACTIVE_STATES])
+_BEFORE_DELIVERY = _sql_states([JobState.QUEUED, JobState.SUBMITTED])
+
+
+class JobRepository:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def create(self, new: NewJob, *, now: float) -> JobRecord:
+        """Save an accepted request as QUEUED and return it with its id."""
+        return await self._insert(new, JobState.QUEUED, now)
+
+    async def create_draft(self, new: NewJob, *, now: float) -> JobRecord:
+        """Save a request that waits for its model in the picker (state DRAFT).
+
+        Drafts are not resumed, not counted as active and not in /stats until
+        `mark_queued` turns them into jobs.
+        """
+        return await self._insert(new, JobState.DRAFT, now)
+
+    async def _insert(self, new: NewJob, state: JobState, now: float) -> JobRecord:
+        params = new.params
+        async with self._db.transaction() as conn:
+            cursor = await conn.execute(
+                """
+                INSERT INTO jobs (
+                    bot_id, chat_id, user_id, state, language,
+                    request_message_id, thread_id, status_message_id,
+                    prompt, model, negative_prompt, aspect_ratio, images, steps, cfg, seed,
+                    as_files, created_at
+                ) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """,
+                (
+                    new.bot_id,
+                    new.chat_id,
+                    new.user_id,
+                    state.value,
+                    new.language,
+                    new.request_message_id,
+                    new.thread_id,
+                    new.status_message_id,
+                    params.prompt,
+                    params.model,
+                    params.negative_prompt,
+                    params.aspect_ratio,
+                    params.images,
+                    params.steps,
+                    params.cfg,
+                    params.seed,
+                    int(params.as_files),
+                    now,
+                ),
+            )
+            job_id = cursor.lastrowid
+            await cursor.close()
+            # Read the row back rather than assembling the record here, so rows become
+            # records in exactly one place (_job_from_row).
+            rows = await conn.execute_fetchall("SELECT * FROM jobs WHERE id = ?", (job_id,))
+        return _job_from_row(next(iter(rows)))
+
+    async def get(self, job_id: int) -> JobRecord | None:
+        async with self._db.reading() as conn:
+            rows = await conn.execute_fetchall("SELECT * FROM jobs WHERE id = ?", (job_id,))
+        row = next(iter(rows), None)
+        return None if row is None else _job_from_row(row)
+
+    async def set_status_message(self, job_id: int, message_id: int) -> None:
+        """Remember which message shows the job's progress (needed to edit it after a restart)."""
+        await self._update(job_id, "status_message_id = ?", (message_id,))
+
+    async def mark_queued(self, job_id: int, model: str, *, now: float) -> bool:
+        """DRAFT → QUEUED with the model picked; False if it was no longer a draft.
+
+        created_at becomes `now`: the job is accepted when the model is picked, and the
+        time the picker sat on screen is not the service's latency (/stats, resume order).
+        """
+        return await self._update(
+            job_id,
+            "state = ?, model = ?, created_at = ?",
+            (JobState.QUEUED.value, model, now),
+            from_states=_DRAFT,
+        )
+
+    async def mark_submitted(self, job_id: int, record_id: str, *, now: float) -> bool:
+        """QUEUED → SUBMITTED with the upstream record id; False if the job had moved on.
+
+        After this, a restart resumes polling by record id instead of submitting again.
+        """
+        return await self._update(
+            job_id,
+            "state = ?, record_id = ?, submitted_at = ?",
+            (JobState.SUBMITTED.value, record_id, now),
+            from_states=_QUEUED,
+        )
+
+    async def record_polls(self, job_id: int, polls: int) -> bool:
+        """Save the status-check count so far; False if the job is finished."""
+        return await self._update(job_id, "polls = ?", (polls,), from_states=_ACTIVE)
+
+    async def mark_delivering(
+        self,
+        job_id: int,
+        results: Sequence[StoredImage],
+        seed: int | None,
+        *,
+        now: float,
+        polls: int,
+    ) -> bool:
+        """Pictures are ready: keep them so a restart mid-delivery can send them again.
+
+        Allowed from QUEUED or SUBMITTED; False if the job was cancelled, finished or is
+        already being delivered, in which case the caller must not deliver.
+        """
+        return await self._update(
+            job_id,
+            "state = ?, results = ?, result_seed = ?, generated_at = ?, polls = ?",
+            (JobState.DELIVERING.value, _results_to_json(results), seed, now, polls),
+            from_states=_BEFORE_DELIVERY,
+        )
+
+    async def mark_done(self, job_id: int, *, now: float) -> bool:
+        return await self._finish(job_id, JobState.DONE, now)
+
+    async def mark_failed(self, job_id: int, kind: str, detail: str | None, *, now: float) -> bool:
+        """Finish with a short machine word (`timeout`, `upstream`...) and a detail text."""
+        if detail is not None and len(detail) > MAX_ERROR_DETAIL:
+            detail = detail[: MAX_ERROR_DETAIL - 1] + "…"
+        return await self._finish(
+            job_id, JobState.FAILED, now, kind, detail, from_states=_CANCELLABLE
+        )
+
+    async def mark_cancelled(self, job_id: int, *, now: float) -> bool:
+        """Finish as cancelled, from any unfinished state including DRAFT."""
+        return await self._finish(job_id, JobState.CANCELLED, now, from_states=_CANCELLABLE)
+
+    async def unfinished(self, bot_ids: Collection[int] | None = None) -> list[JobRecord]:
+        """Jobs to resume on start-up (queued, submitted, delivering), oldest first.
+
+        `bot_ids` limits them to the bots this process serves; None means every bot.
+        """
+        sql = f"SELECT * FROM jobs WHERE state IN {_ACTIVE}"
+        args: tuple[int, ...] = ()
+        if bot_ids is not None:
+            if not bot_ids:
+                return []
+            args = tuple(bot_ids)
+            # The unary + keeps the planner off jobs_by_user, which would walk each bot's
+            # whole history; the partial index holds only the few unfinished rows.
+            sql += f" AND +bot_id IN ({', '.join('?' * len(args))})"
+        sql += " ORDER BY created_at, id"
+        async with self._db.reading() as conn:
+            rows = await conn.execute_fetchall(sql, args)
+        return [_job_from_row(row) for row in rows]
+
+    async def recent_for_user(self, bot_id: int, user_id: int, limit: int = 10) -> list[JobRecord]:
+        """The user's latest jobs with this bot, newest first (/history); drafts left out."""
+        async with self._db.reading() as conn:
+            rows = await conn.execute_fetchall(
+                "SELECT * FROM jobs WHERE bot_id = ? AND user_id = ?"
+                f" AND state != '{JobState.DRAFT.value}'"
+                " ORDER BY created_at DESC, id DESC LIMIT ?",
+                (bot_id, user_id, limit),
+            )
+        return [_job_from_row(row) for row in rows]
+
+    async def count_active_for_user(self, bot_id: int, user_id: int) -> int:
+        async with self._db.reading() as conn:
+            rows = await conn.execute_fetchall(
+                "SELECT COUNT(*) FROM jobs"
+                f" WHERE bot_id = ? AND user_id = ? AND state IN {_ACTIVE}",
+                (bot_id, user_id),
+            )
+        return int(next(iter(rows))[0])
+
+    async def stats(self, *, since: float, now: float) -> JobStats:
+        """Figures for /stats over the jobs created in [since, now].
+
+        Every count, including `active`, is about those jobs, so jobs = done + failed +
+        cancelled + active; drafts are not jobs yet and are left out. Times are
+        finished_at - created_at of the done ones: what the user waited from sending the
+        command (or picking the model) to having the pictures.
+        """
+        window = (since, now)
+        async with self._db.reading() as conn:
+            by_state = await conn.execute_fetchall(
+                "SELECT state, COUNT(*) FROM jobs WHERE created_at BETWEEN ? AND ?"
+                f" AND state != '{JobState.DRAFT.value}' GROUP BY state",
+                window,
+            )
+            durations = await conn.execute_fetchall(
+                "SELECT finished_at - created_at FROM jobs"
+                " WHERE state = 'done' AND finished_at IS NOT NULL"
+                " AND created_at BETWEEN ? AND ? ORDER BY 1",
+                window,
+            )
+            errors = await conn.execute_fetchall(
+                "SELECT COALESCE(error_kind, 'unknown') AS kind, COUNT(*) AS n FROM jobs"
+                " WHERE state = 'failed' AND created_at BETWEEN ? AND ?"
+                " GROUP BY kind ORDER BY n DESC, kind",
+                window,
+            )
+        counts = {JobState(row[0]): int(row[1]) for row in by_state}
+        seconds = [float(row[0]) for row in durations]
+        return JobStats(
+            jobs=sum(counts.values()),
+            done=counts.get(JobState.DONE, 0),
+            failed=counts.get(JobState.FAILED, 0),
+            cancelled=counts.get(JobState.CANCELLED, 0),
+            active=sum(counts.get(state, 0) for state in ACTIVE_STATES),
+            median_seconds=percentile(seconds, 0.5),
+            p95_seconds=percentile(seconds, 0.95),
+            errors_by_kind=tuple((str(row[0]), int(row[1])) for row in errors),
+        )
+
+    async def _finish(
+        self,
+        job_id: int,
+        state: JobState,
+        now: float,
+        kind: str | None = None,
+        detail: str | None = None,
+        *,
+        from_states: str = _ACTIVE,
+    ) -> bool:
+        return await self._update(
+            job_id,
+            "state = ?, finished_at = ?, error_kind = ?, error_detail = ?",
+            (state.value, now, kind, detail),
+            from_states=from_states,
+        )
+
+    async def _update(
+        self,
+        job_id: int,
+        assignments: str,
+        args: tuple[Any, ...],
+        *,
+        from_states: str | None = None,
+    ) -> bool:
+        # The state check is in the UPDATE itself, not a read before it, so it holds even
+        # against another process writing the same file.
+        sql = f"UPDATE jobs SET {assignments} WHERE id = ?"
+        if from_states is not None:
+            sql += f" AND state IN {from_states}"
+        async with self._db.transaction() as conn, conn.execute(sql, (*args, job_id)) as cursor:
+            return cursor.rowcount == 1
+
+
+def percentile(sorted_values: Sequence[float], q: float) -> float | None:
+    """The q-quantile (0..1) of ascending values, interpolating between neighbours.
+
+    The same definition as numpy's default and statistics.quantiles(method="inclusive"),
+    so q=0.5 is the ordinary median. None for no values.
+    """
+    if not sorted_values:
+        return None
+    position = (len(sorted_values) - 1) * q
+    low = math.floor(position)
+    high = min(low + 1, len(sorted_values) - 1)
+    fraction = position - low
+    return sorted_values[low] + (sorted_values[high] - sorted_values[low]) * fraction
+
+
+def _job_from_row(row: sqlite3.Row) -> JobRecord:
+    return JobRecord(
+        id=row["id"],
+        bot_id=row["bot_id"],
+        chat_id=row["chat_id"],
+        user_id=row["user_id"],
+        params=JobParams(
+            prompt=row["prompt"],
+            model=row["model"],
+            negative_prompt=row["negative_prompt"],
+            aspect_ratio=row["aspect_ratio"],
+            images=row["images"],
+            steps=row["steps"],
+            cfg=row["cfg"],
+            seed=row["seed"],
+            as_files=bool(row["as_files"]),
+        ),
+        state=JobState(row["state"]),
+        language=row["language"],
+        request_message_id=row["request_message_id"],
+        thread_id=row["thread_id"],
+        status_message_id=row["status_message_id"],
+        created_at=row["created_at"],
+        record_id=row["record_id"],
+        submitted_at=row["submitted_at"],
+        generated_at=row["generated_at"],
+        finished_at=row["finished_at"],
+        results=_results_from_json(row["results"]),
+        result_seed=row["result_seed"],
+        polls=row["polls"],
+        error_kind=row["error_kind"],
+        error_detail=row["error_detail"],
+    )
+
+
+def _results_to_json(results: Sequence[StoredImage]) -> str:
+    return json.dumps(
+        [{"url": image.url, "blurred": image.blurred, "mime": image.mime} for image in results]
+    )
+
+
+def _results_from_json(text: str) -> tuple[StoredImage, ...]:
+    return tuple(
+        StoredImage(url=item["url"], blurred=bool(item["blurred"]), mime=item["mime"])
+        for item in json.loads(text)
+    )

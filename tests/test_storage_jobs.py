@@ -1,0 +1,359 @@
+"""Durable jobs: what a restart, a Cancel race, /history and /stats rely on."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+
+import pytest
+
+from bot.storage import (
+    Database,
+    JobParams,
+    JobRecord,
+    JobRepository,
+    JobState,
+    NewJob,
+    StoredImage,
+)
+from bot.storage.jobs_repo import MAX_ERROR_DETAIL, percentile
+
+PARAMS = JobParams(
+    prompt="a lighthouse in a storm",
+    model="Flux",
+    negative_prompt="blurry",
+    aspect_ratio="16:9",
+    images=2,
+    steps=30,
+    cfg=7.5,
+    seed=None,
+)
+IMAGES = (
+    StoredImage("https://img.example/1.jpg"),
+    StoredImage("https://img.example/2.png", blurred=True, mime="image/png"),
+)
+
+
+def new_job(bot_id: int = 1, user_id: int = 42, **changes: object) -> NewJob:
+    job = NewJob(bot_id=bot_id, chat_id=-100, user_id=user_id, params=PARAMS)
+    return dataclasses.replace(job, **changes)
+
+
+@pytest.fixture
+def repo(storage_db: Database) -> JobRepository:
+    return JobRepository(storage_db)
+
+
+async def _get(repo: JobRepository, job_id: int) -> JobRecord:
+    job = await repo.get(job_id)
+    assert job is not None
+    return job
+
+
+async def test_a_new_job_is_saved_queued_with_everything_it_needs_to_resume(
+    repo: JobRepository,
+) -> None:
+    new = new_job(
+        params=dataclasses.replace(PARAMS, seed=2**32 - 1, as_files=True),
+        language="de",
+        request_message_id=10,
+        thread_id=5,
+        status_message_id=11,
+    )
+    job = await repo.create(new, now=1000.0)
+    assert job.state is JobState.QUEUED
+    assert (job.bot_id, job.chat_id, job.user_id) == (1, -100, 42)
+    assert job.params == new.params
+    assert (job.language, job.request_message_id, job.thread_id) == ("de", 10, 5)
+    assert job.status_message_id == 11
+    assert job.created_at == 1000.0
+    assert job.record_id is job.submitted_at is job.finished_at is None
+    assert job.results == ()
+    assert job.polls == 0
+    assert await repo.get(job.id) == job
+
+
+async def test_an_unknown_job_is_none(repo: JobRepository) -> None:
+    assert await repo.get(999) is None
+
+
+async def test_ids_are_never_reused_so_old_buttons_cannot_reach_a_new_job(
+    repo: JobRepository, storage_db: Database
+) -> None:
+    first = await repo.create(new_job(), now=1.0)
+    async with storage_db.transaction() as conn:
+        await conn.execute("DELETE FROM jobs")
+    second = await repo.create(new_job(), now=2.0)
+    assert second.id > first.id
+
+
+async def test_the_status_message_is_remembered_for_edits_after_a_restart(
+    repo: JobRepository,
+) -> None:
+    job = await repo.create(new_job(), now=1.0)
+    await repo.set_status_message(job.id, 777)
+    assert (await _get(repo, job.id)).status_message_id == 777
+
+
+async def test_a_job_moves_through_its_whole_life(repo: JobRepository) -> None:
+    job = await repo.create(new_job(), now=100.0)
+    assert await repo.mark_submitted(job.id, "rec-1", now=101.0)
+    assert await repo.record_polls(job.id, 3)
+    polled = await _get(repo, job.id)
+    assert polled.state is JobState.SUBMITTED
+    assert (polled.record_id, polled.submitted_at, polled.polls) == ("rec-1", 101.0, 3)
+
+    assert await repo.mark_delivering(job.id, IMAGES, 12345, now=130.0, polls=7)
+    ready = await _get(repo, job.id)
+    assert ready.state is JobState.DELIVERING
+    assert ready.results == IMAGES
+    assert (ready.result_seed, ready.generated_at, ready.polls) == (12345, 130.0, 7)
+
+    assert await repo.mark_done(job.id, now=132.5)
+    done = await _get(repo, job.id)
+    assert done.state is JobState.DONE
+    assert done.finished_at == 132.5
+    assert done.results == IMAGES  # kept for /history and Repeat
+
+
+async def test_done_after_cancel_changes_nothing(repo: JobRepository) -> None:
+    job = await repo.create(new_job(), now=1.0)
+    await repo.mark_submitted(job.id, "rec-1", now=2.0)
+    assert await repo.mark_cancelled(job.id, now=3.0)
+    cancelled = await _get(repo, job.id)
+
+    assert not await repo.mark_delivering(job.id, IMAGES, 1, now=4.0, polls=1)
+    assert not await repo.mark_done(job.id, now=5.0)
+    assert not await repo.mark_failed(job.id, "timeout", "late", now=6.0)
+    assert not await repo.mark_cancelled(job.id, now=7.0)
+    assert not await repo.record_polls(job.id, 99)
+    assert await _get(repo, job.id) == cancelled
+
+
+async def test_cancel_after_done_changes_nothing(repo: JobRepository) -> None:
+    job = await repo.create(new_job(), now=1.0)
+    await repo.mark_delivering(job.id, IMAGES, None, now=2.0, polls=1)
+    await repo.mark_done(job.id, now=3.0)
+    done = await _get(repo, job.id)
+    assert not await repo.mark_cancelled(job.id, now=4.0)
+    assert not await repo.mark_failed(job.id, "upstream", None, now=4.0)
+    assert await _get(repo, job.id) == done
+
+
+async def test_cancel_racing_completion_has_exactly_one_winner(repo: JobRepository) -> None:
+    for _ in range(20):
+        job = await repo.create(new_job(), now=1.0)
+        await repo.mark_delivering(job.id, IMAGES, None, now=2.0, polls=1)
+        outcomes = await asyncio.gather(
+            repo.mark_done(job.id, now=3.0), repo.mark_cancelled(job.id, now=3.0)
+        )
+        assert sorted(outcomes) == [False, True]
+
+
+async def test_a_job_is_never_submitted_twice(repo: JobRepository) -> None:
+    job = await repo.create(new_job(), now=1.0)
+    assert await repo.mark_submitted(job.id, "rec-1", now=2.0)
+    assert not await repo.mark_submitted(job.id, "rec-2", now=3.0)
+    assert (await _get(repo, job.id)).record_id == "rec-1"
+
+
+async def test_pictures_are_not_delivered_twice(repo: JobRepository) -> None:
+    job = await repo.create(new_job(), now=1.0)
+    assert await repo.mark_delivering(job.id, IMAGES, 5, now=2.0, polls=1)
+    assert not await repo.mark_delivering(job.id, IMAGES[:1], 6, now=3.0, polls=2)
+    assert (await _get(repo, job.id)).results == IMAGES
+
+
+async def test_transitions_on_a_missing_job_report_no_change(repo: JobRepository) -> None:
+    assert not await repo.mark_submitted(5, "rec", now=1.0)
+    assert not await repo.mark_done(5, now=1.0)
+    assert not await repo.mark_cancelled(5, now=1.0)
+
+
+async def test_a_failure_keeps_its_reason_and_a_bounded_detail(repo: JobRepository) -> None:
+    job = await repo.create(new_job(), now=1.0)
+    html_page = "<html>" + "x" * 5000
+    assert await repo.mark_failed(job.id, "upstream", html_page, now=9.0)
+    failed = await _get(repo, job.id)
+    assert failed.state is JobState.FAILED
+    assert failed.finished_at == 9.0
+    assert failed.error_kind == "upstream"
+    assert failed.error_detail is not None
+    assert len(failed.error_detail) == MAX_ERROR_DETAIL
+    assert failed.error_detail.startswith("<html>")
+
+
+async def test_a_draft_waits_for_its_model_and_then_becomes_a_job(repo: JobRepository) -> None:
+    draft = await repo.create_draft(new_job(), now=1.0)
+    assert draft.state is JobState.DRAFT
+    assert await repo.unfinished() == []
+    assert await repo.count_active_for_user(1, 42) == 0
+
+    assert await repo.mark_queued(draft.id, "SDXL 1.0", now=50.0)
+    job = await _get(repo, draft.id)
+    assert job.state is JobState.QUEUED
+    assert job.params.model == "SDXL 1.0"
+    assert job.created_at == 50.0  # picker time is not the service's latency
+    assert not await repo.mark_queued(draft.id, "Flux", now=60.0)
+    assert await repo.unfinished() == [job]
+
+
+async def test_a_draft_can_be_cancelled_but_a_job_is_not_a_draft(repo: JobRepository) -> None:
+    draft = await repo.create_draft(new_job(), now=1.0)
+    assert await repo.mark_cancelled(draft.id, now=2.0)
+    assert not await repo.mark_queued(draft.id, "Flux", now=3.0)
+    job = await repo.create(new_job(), now=4.0)
+    assert not await repo.mark_queued(job.id, "Flux", now=5.0)
+
+
+async def test_unfinished_jobs_come_back_oldest_first_on_start(repo: JobRepository) -> None:
+    late = await repo.create(new_job(), now=30.0)
+    early = await repo.create(new_job(), now=10.0)
+    same_time = await repo.create(new_job(), now=10.0)
+    submitted = await repo.create(new_job(), now=20.0)
+    await repo.mark_submitted(submitted.id, "rec", now=21.0)
+    delivering = await repo.create(new_job(), now=25.0)
+    await repo.mark_delivering(delivering.id, IMAGES, None, now=26.0, polls=1)
+    for finish in ("done", "failed", "cancelled"):
+        job = await repo.create(new_job(), now=5.0)
+        if finish == "done":
+            await repo.mark_done(job.id, now=6.0)
+        elif finish == "failed":
+            await repo.mark_failed(job.id, "timeout", None, now=6.0)
+        else:
+            await repo.mark_cancelled(job.id, now=6.0)
+
+    unfinished = await repo.unfinished()
+    assert [job.id for job in unfinished] == [
+        early.id,
+        same_time.id,
+        submitted.id,
+        delivering.id,
+        late.id,
+    ]
+    assert [job.state for job in unfinished] == [
+        JobState.QUEUED,
+        JobState.QUEUED,
+        JobState.SUBMITTED,
+        JobState.DELIVERING,
+        JobState.QUEUED,
+    ]
+
+
+async def test_each_process_resumes_only_its_own_bots(repo: JobRepository) -> None:
+    mine = await repo.create(new_job(bot_id=1), now=1.0)
+    other = await repo.create(new_job(bot_id=2), now=2.0)
+    third = await repo.create(new_job(bot_id=3), now=3.0)
+    assert [job.id for job in await repo.unfinished([1, 3])] == [mine.id, third.id]
+    assert [job.id for job in await repo.unfinished({2})] == [other.id]
+    assert await repo.unfinished([]) == []
+    assert len(await repo.unfinished(None)) == 3
+
+
+async def test_history_shows_the_users_latest_jobs_newest_first(repo: JobRepository) -> None:
+    ids = [(await repo.create(new_job(), now=float(t))).id for t in range(15)]
+    await repo.create(new_job(user_id=7), now=100.0)
+    await repo.create(new_job(bot_id=2), now=100.0)
+    await repo.create_draft(new_job(), now=100.0)  # still in the picker: not history yet
+
+    recent = await repo.recent_for_user(1, 42)
+    assert [job.id for job in recent] == ids[::-1][:10]
+    assert [job.id for job in await repo.recent_for_user(1, 42, limit=3)] == ids[::-1][:3]
+    assert await repo.recent_for_user(1, 999) == []
+
+
+async def test_only_unfinished_jobs_count_against_the_users_cap(repo: JobRepository) -> None:
+    queued = await repo.create(new_job(), now=1.0)
+    submitted = await repo.create(new_job(), now=2.0)
+    await repo.mark_submitted(submitted.id, "rec", now=3.0)
+    finished = await repo.create(new_job(), now=4.0)
+    await repo.mark_done(finished.id, now=5.0)
+    await repo.create(new_job(user_id=7), now=6.0)
+    await repo.create(new_job(bot_id=2), now=7.0)
+    assert await repo.count_active_for_user(1, 42) == 2
+    await repo.mark_cancelled(queued.id, now=8.0)
+    assert await repo.count_active_for_user(1, 42) == 1
+
+
+async def test_stats_report_counts_latency_and_errors(repo: JobRepository) -> None:
+    # Ten done jobs created at t=1000+i taking 1..10 seconds.
+    for i in range(10):
+        job = await repo.create(new_job(), now=1000.0 + i)
+        await repo.mark_done(job.id, now=1000.0 + i + (i + 1))
+    for kind in ("timeout", "upstream", "timeout", "blocked", "upstream", "timeout"):
+        job = await repo.create(new_job(), now=1500.0)
+        await repo.mark_failed(job.id, kind, None, now=1501.0)
+    cancelled = await repo.create(new_job(), now=1600.0)
+    await repo.mark_cancelled(cancelled.id, now=1601.0)
+    await repo.create(new_job(), now=1700.0)
+    await repo.create_draft(new_job(), now=1700.0)
+    # Outside the window: before `since`.
+    old = await repo.create(new_job(), now=10.0)
+    await repo.mark_failed(old.id, "ancient", None, now=11.0)
+
+    stats = await repo.stats(since=1000.0, now=2000.0)
+    assert (stats.jobs, stats.done, stats.failed, stats.cancelled, stats.active) == (
+        18,
+        10,
+        6,
+        1,
+        1,
+    )
+    assert stats.median_seconds == pytest.approx(5.5)
+    # Interpolated: position 0.95 * 9 = 8.55 between 9 s and 10 s.
+    assert stats.p95_seconds == pytest.approx(9.55)
+    assert stats.errors_by_kind == (("timeout", 3), ("upstream", 2), ("blocked", 1))
+
+
+async def test_stats_of_a_quiet_day_have_no_times(repo: JobRepository) -> None:
+    stats = await repo.stats(since=0.0, now=100.0)
+    assert (stats.jobs, stats.done, stats.active) == (0, 0, 0)
+    assert stats.median_seconds is None
+    assert stats.p95_seconds is None
+    assert stats.errors_by_kind == ()
+
+
+def test_percentile_matches_the_usual_definition() -> None:
+    values = [float(v) for v in range(1, 21)]
+    assert percentile(values, 0.5) == pytest.approx(10.5)
+    assert percentile(values, 0.95) == pytest.approx(19.05)
+    assert percentile([4.0], 0.95) == 4.0
+    assert percentile([], 0.5) is None
+
+
+async def test_200_jobs_accepted_at_once_are_all_saved(storage_file_db: Database) -> None:
+    repo = JobRepository(storage_file_db)
+    jobs = await asyncio.gather(
+        *(repo.create(new_job(user_id=i % 17), now=float(i)) for i in range(200))
+    )
+    assert len({job.id for job in jobs}) == 200
+    async with storage_file_db.reading() as conn:
+        rows = await conn.execute_fetchall("SELECT COUNT(*) FROM jobs")
+    assert next(iter(rows))[0] == 200
+    assert len(await repo.unfinished()) == 200
+
+
+async def test_resume_history_cap_and_stats_queries_use_their_indexes(
+    storage_db: Database, repo: JobRepository
+) -> None:
+    # Capture the statements the repository really sends, with their values filled in.
+    sent: list[str] = []
+    await storage_db.connection.set_trace_callback(sent.append)
+    calls = [
+        ("jobs_unfinished", repo.unfinished([1, 2])),
+        ("jobs_unfinished", repo.unfinished()),
+        ("jobs_by_user", repo.recent_for_user(1, 42)),
+        ("jobs_by_user", repo.count_active_for_user(1, 42)),
+        ("jobs_by_created", repo.stats(since=0.0, now=1.0)),
+    ]
+    plans: list[tuple[str, list[str]]] = []
+    for index, call in calls:
+        sent.clear()
+        await call
+        select = next(sql for sql in sent if sql.lstrip().startswith("SELECT"))
+        async with storage_db.reading() as conn:
+            rows = await conn.execute_fetchall(f"EXPLAIN QUERY PLAN {select}")
+        plans.append((index, [str(row[3]) for row in rows]))
+    await storage_db.connection.set_trace_callback(None)
+    for index, plan in plans:
+        assert any(index in step for step in plan), (index, plan)
