@@ -142,3 +142,32 @@ async def test_closing_twice_is_harmless(tmp_path: Path) -> None:
     db = await Database.open(tmp_path / "bot.sqlite3")
     await db.close()
     await db.close()
+
+
+async def test_writers_cancelled_at_any_point_leave_whole_writes_or_none(
+    storage_file_db: Database,
+) -> None:
+    db = storage_file_db
+    async with db.transaction() as conn:
+        await conn.execute("CREATE TABLE t (tag INTEGER)")
+
+    async def write_pair(tag: int) -> None:
+        async with db.transaction() as conn:
+            await conn.execute("INSERT INTO t VALUES (?)", (tag,))
+            await conn.execute("INSERT INTO t VALUES (?)", (tag,))
+
+    # Cancel after 0, 1, 2... turns of the event loop: lands before BEGIN, while a
+    # statement is queued on the worker thread, at COMMIT, or after the write finished.
+    for tag in range(30):
+        task = asyncio.create_task(write_pair(tag))
+        for _ in range(tag):
+            await asyncio.sleep(0)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await write_pair(1000 + tag)  # the next writer is never stuck or broken
+
+    async with db.reading() as conn:
+        rows = await conn.execute_fetchall("SELECT tag, COUNT(*) FROM t GROUP BY tag")
+    counts = {row[0]: row[1] for row in rows}
+    assert all(count == 2 for count in counts.values()), counts
+    assert all(1000 + tag in counts for tag in range(30))
