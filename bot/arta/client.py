@@ -219,7 +219,9 @@ class ArtaClient:
         api_model = _api_model_or_none(model)
         polls = 0
         failures = 0
-        delay = next_poll_delay(started - origin, self.history.expected(api_model), self._limits)
+        # Age at the last answer that was not DONE: the job finished between that and DONE.
+        last_pending = started - origin
+        delay = next_poll_delay(started - origin, self.history.estimate(api_model), self._limits)
         while True:
             now = self._clock()
             if now >= deadline_at:
@@ -244,10 +246,11 @@ class ArtaClient:
             failures = 0
             elapsed = self._clock() - origin
             if answer.status == STATUS_DONE:
-                yield self._done(
-                    answer, elapsed, polls, seed, learn=submitted_at is not None, model=api_model
-                )
+                # The job finished somewhere between the last pending answer and this one.
+                finished = (last_pending + elapsed) / 2 if submitted_at is not None else None
+                yield self._done(answer, elapsed, polls, seed, finished=finished, model=api_model)
                 return
+            last_pending = elapsed
             if answer.status == STATUS_QUEUED:
                 yield Queued(record_id, polls)
             elif answer.status == STATUS_RUNNING:
@@ -256,8 +259,8 @@ class ArtaClient:
                 raise GenerationFailedError(
                     answer.status, answer.error_details or answer.error_code
                 )
-            expected = self.history.expected(api_model)
-            delay = next_poll_delay(self._clock() - origin, expected, self._limits)
+            estimate = self.history.estimate(api_model)
+            delay = next_poll_delay(self._clock() - origin, estimate, self._limits)
 
     async def download(self, url: str, *, max_bytes: int | None = None) -> DownloadedImage:
         """The picture's bytes and type; ImageDownloadError if dead, too big or not an image."""
@@ -272,15 +275,15 @@ class ArtaClient:
         polls: int,
         seed: int | None,
         *,
-        learn: bool,
+        finished: float | None,
         model: str | None,
     ) -> Done:
         if not answer.images:
             raise GenerationFailedError(STATUS_DONE, "the service reported no pictures")
-        if learn:
+        if finished is not None:
             # Only durations measured from the submission itself teach the schedule; a job
             # resumed at an unknown age would make the service look faster than it is.
-            self.history.record(elapsed, model)
+            self.history.record(finished, model)
         return Done(
             record_id=answer.record_id,
             images=answer.images,

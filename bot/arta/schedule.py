@@ -1,12 +1,14 @@
 """When to ask ARTA about a record next: learned from how long recent jobs took.
 
-gpt4free asks every 2 s whatever happens; a 20-second job then costs ten status calls, nine
-of them useless. Here the history of finished jobs gives an expected duration E, and
+gpt4free asks every 2 s whatever happens; a 20-second job then costs ten status calls, most
+of them useless. Here the history of finished jobs gives two numbers, the earliest a job
+plausibly finishes (a low quantile) and the typical duration (the median), and
 
-* before E the wait halves the time still left (E/2, 3E/4, 7E/8, ...): rare while the job
-  cannot plausibly be ready, dense as it becomes due;
-* after E the wait grows with how late the job is, since a late job is most likely stuck
-  in the service's queue and the next seconds change little;
+* until the earliest plausible finish, the client waits for that moment in one go (capped by
+  max_interval): nothing can be learned by asking earlier;
+* from then on it polls every LATENCY_SHARE of the job's age or the typical duration,
+  whichever is larger: dense around the due time (a 15 s job is noticed within ~2 s), and
+  sparser as a late job ages, since a job stuck in the queue changes little per second;
 * every wait is clamped to [min_interval, max_interval], so the service is never hammered
   and a finished job never waits long to be noticed.
 
@@ -19,11 +21,12 @@ from collections import deque
 from dataclasses import dataclass
 from statistics import median
 
-# Flux on ARTA is reported to take 10-30 s; with nothing learned yet, aim at the low end so
-# the first polls come early rather than late.
-DEFAULT_EXPECTED_SECONDS = 10.0
-# Share of the overdue time waited before the next poll once a job is late.
-OVERDUE_FACTOR = 0.25
+# Reports put Flux on ARTA at 10-30 s; with nothing learned yet, assume a job of 15 s that
+# cannot be ready before 4 s.
+DEFAULT_EARLIEST_SECONDS = 4.0
+DEFAULT_TYPICAL_SECONDS = 15.0
+# Accepted delay in noticing a finished job, as a share of its age (or typical duration).
+LATENCY_SHARE = 0.12
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,13 +38,25 @@ class PollLimits:
         return min(self.max_interval, max(self.min_interval, seconds))
 
 
-def next_poll_delay(elapsed: float, expected: float | None, limits: PollLimits) -> float:
+@dataclass(frozen=True, slots=True)
+class DurationEstimate:
+    """Seconds from submission to DONE: the earliest plausible and the typical."""
+
+    earliest: float
+    typical: float
+
+
+DEFAULT_ESTIMATE = DurationEstimate(DEFAULT_EARLIEST_SECONDS, DEFAULT_TYPICAL_SECONDS)
+
+
+def next_poll_delay(
+    elapsed: float, estimate: DurationEstimate | None, limits: PollLimits
+) -> float:
     """Seconds to wait before the next status check of a job `elapsed` seconds old."""
-    due = expected if expected is not None and expected > 0 else DEFAULT_EXPECTED_SECONDS
-    remaining = due - elapsed
-    if remaining > 0:
-        return limits.clamp(remaining / 2)
-    return limits.clamp(-remaining * OVERDUE_FACTOR)
+    estimate = estimate or DEFAULT_ESTIMATE
+    if elapsed < estimate.earliest:
+        return limits.clamp(estimate.earliest - elapsed)
+    return limits.clamp(max(elapsed, estimate.typical) * LATENCY_SHARE)
 
 
 def transient_backoff(failures: int, limits: PollLimits, jitter: float = 1.0) -> float:
@@ -72,11 +87,16 @@ class DurationHistory:
         if model is not None:
             self._by_model.setdefault(model, deque(maxlen=self._window)).append(seconds)
 
-    def expected(self, model: str | None = None) -> float | None:
-        """The typical duration (median, robust to one stuck job), or None with no history."""
+    def estimate(self, model: str | None = None) -> DurationEstimate | None:
+        """What recent jobs (of `model` when it has enough samples) took; None with no history."""
         own = self._by_model.get(model, ()) if model is not None else ()
-        samples = own if len(own) >= self._min_samples else self._all
-        return median(samples) if samples else None
+        samples = sorted(own if len(own) >= self._min_samples else self._all)
+        if not samples:
+            return None
+        # The 10th percentile rather than the minimum: one freak fast job should not make
+        # every later job poll early.
+        earliest = samples[len(samples) // 10]
+        return DurationEstimate(earliest=earliest, typical=median(samples))
 
     def __len__(self) -> int:
         return len(self._all)
