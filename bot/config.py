@@ -18,6 +18,8 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 from bot.arta.settings import PUBLIC_API_KEY, ArtaSettings
 
 # BotFather's tokens: the bot's numeric id, a colon, then 35 URL-safe characters.
+# Slotted dataclass fields are descriptors on the class: read defaults off an instance.
+_ARTA_DEFAULTS = ArtaSettings()
 _TOKEN_RE = re.compile(r"^\d{1,20}:[A-Za-z0-9_-]{20,}$")
 
 
@@ -72,18 +74,18 @@ class WebhookConfig(_Section):
 
 
 class ArtaConfig(_Section):
-    auth_url: str = ArtaSettings.signup_url
-    refresh_url: str = ArtaSettings.refresh_url
-    api_url: str = ArtaSettings.api_url
+    auth_url: str = _ARTA_DEFAULTS.signup_url
+    refresh_url: str = _ARTA_DEFAULTS.refresh_url
+    api_url: str = _ARTA_DEFAULTS.api_url
     api_key: str = PUBLIC_API_KEY
     proxy: str = ""
-    user_agent: str = ArtaSettings.user_agent
-    pool_limit: int = Field(default=ArtaSettings.pool_limit, ge=1, le=1000)
-    connect_timeout: float = Field(default=ArtaSettings.connect_timeout, gt=0)
-    read_timeout: float = Field(default=ArtaSettings.read_timeout, gt=0)
-    poll_deadline: float = Field(default=ArtaSettings.poll_deadline, gt=0)
-    poll_min_interval: float = Field(default=ArtaSettings.poll_min_interval, gt=0)
-    poll_max_interval: float = Field(default=ArtaSettings.poll_max_interval, gt=0)
+    user_agent: str = _ARTA_DEFAULTS.user_agent
+    pool_limit: int = Field(default=_ARTA_DEFAULTS.pool_limit, ge=1, le=1000)
+    connect_timeout: float = Field(default=_ARTA_DEFAULTS.connect_timeout, gt=0)
+    read_timeout: float = Field(default=_ARTA_DEFAULTS.read_timeout, gt=0)
+    poll_deadline: float = Field(default=_ARTA_DEFAULTS.poll_deadline, gt=0)
+    poll_min_interval: float = Field(default=_ARTA_DEFAULTS.poll_min_interval, gt=0)
+    poll_max_interval: float = Field(default=_ARTA_DEFAULTS.poll_max_interval, gt=0)
 
     def to_settings(self) -> ArtaSettings:
         return ArtaSettings(

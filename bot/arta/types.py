@@ -7,7 +7,17 @@ from dataclasses import dataclass, field
 from bot.arta.errors import InvalidRequestError
 
 # The nine ratios both public clients send; the service rejects anything else.
-ASPECT_RATIOS: tuple[str, ...] = ("1:1", "2:3", "3:2", "3:4", "4:3", "9:16", "16:9", "9:21", "21:9")
+ASPECT_RATIOS: tuple[str, ...] = (
+    "1:1",
+    "2:3",
+    "3:2",
+    "3:4",
+    "4:3",
+    "9:16",
+    "16:9",
+    "9:21",
+    "21:9",
+)
 # Public clients send 1-4 images; the integration guide reports 8 as the service's ceiling,
 # but Telegram albums and our users are served best by 4.
 MIN_IMAGES, MAX_IMAGES = 1, 4

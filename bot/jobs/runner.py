@@ -302,7 +302,13 @@ class JobRunner:
 
     async def _poll(self, job: JobRecord) -> JobRecord:
         assert job.record_id is not None
-        async for event in self._arta.resume(job.record_id, account=str(job.bot_id)):
+        events = self._arta.resume(
+            job.record_id,
+            account=str(job.bot_id),
+            model=job.params.model,
+            submitted_at=job.submitted_at,
+        )
+        async for event in events:
             if isinstance(event, Done):
                 results = tuple(StoredImage(i.url, i.blurred, i.mime) for i in event.images)
                 now = self._clock()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aiogram.types import InlineKeyboardMarkup
+from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from bot.arta.catalogue import MODELS, model_slug
@@ -47,10 +47,11 @@ def model_picker(
         )
     builder.attach(nav)
     if with_default_button:
-        builder.row()
-        builder.button(
-            text=texts.use_default_button(default_model),
-            callback_data=PickerCb(action=PickerAction.DEFAULT, job_id=job_id, owner=owner),
+        go = PickerCb(action=PickerAction.DEFAULT, job_id=job_id, owner=owner)
+        builder.row(
+            InlineKeyboardButton(
+                text=texts.use_default_button(default_model), callback_data=go.pack()
+            )
         )
     return builder.as_markup()
 

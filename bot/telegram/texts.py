@@ -243,3 +243,141 @@ def _shorten_utf16(text: str, limit: int) -> str:
         # Drop a few characters at a time; surrogate pairs never get split this way.
         cut = cut[: max(0, len(cut) - max(1, _utf16_len(cut) - (limit - 1)))]
     return cut.rstrip() + "…"
+
+
+def settings_menu(
+    *,
+    model: str,
+    aspect_ratio: str,
+    images: int,
+    negative_prompt: str,
+    always_pick: bool,
+    as_files: bool,
+    language: str | None,
+) -> str:
+    return _(
+        "⚙️ <b>Your settings</b>\n\n"
+        "Model: <b>{model}</b>\n"
+        "Aspect ratio: <b>{ratio}</b>\n"
+        "Pictures per request: <b>{images}</b>\n"
+        "Negative prompt: <i>{negative}</i>\n"
+        "Model picker every time: <b>{pick}</b>\n"
+        "Send as files (full quality): <b>{files}</b>\n"
+        "Language: <b>{language}</b>\n\n"
+        "Flags on /imagine override these for one request.\n"
+        "Set the negative prompt with <code>/settings neg TEXT</code> "
+        "(<code>/settings neg off</code> for none)."
+    ).format(
+        model=escape(model),
+        ratio=aspect_ratio,
+        images=images,
+        negative=escape(_shorten(negative_prompt, 200)) if negative_prompt else _("none"),
+        pick=on_off(always_pick),
+        files=on_off(as_files),
+        language=language_name(language),
+    )
+
+
+def on_off(value: bool) -> str:
+    return _("on") if value else _("off")
+
+
+def language_name(code: str | None) -> str:
+    return {"en": "English", "ru": "Русский"}.get(code or "", _("from Telegram"))
+
+
+def settings_button_model() -> str:
+    return _("🎨 Model")
+
+
+def settings_button_ratio() -> str:
+    return _("📐 Ratio")
+
+
+def settings_button_images() -> str:
+    return _("🖼 Count")
+
+
+def settings_button_picker() -> str:
+    return _("🗂 Picker on/off")
+
+
+def settings_button_files() -> str:
+    return _("📎 Files on/off")
+
+
+def settings_button_language() -> str:
+    return _("🌐 Language")
+
+
+def settings_button_reset_negative() -> str:
+    return _("♻️ Default negative prompt")
+
+
+def settings_button_back() -> str:
+    return _("‹ Back")
+
+
+def settings_button_close() -> str:
+    return _("✔ Done")
+
+
+def settings_saved() -> str:
+    return _("Saved.")
+
+
+def settings_closed() -> str:
+    return _("⚙️ Settings saved.")
+
+
+def choose_ratio() -> str:
+    return _("📐 Pick the aspect ratio:")
+
+
+def choose_images() -> str:
+    return _("🖼 How many pictures per request?")
+
+
+def choose_language() -> str:
+    return _("🌐 Pick the language:")
+
+
+def stats(
+    *,
+    jobs: int,
+    done: int,
+    failed: int,
+    cancelled: int,
+    success_rate: float | None,
+    median: float | None,
+    p95: float | None,
+    queue: int,
+    in_flight: int,
+    errors: str,
+) -> str:
+    def seconds(value: float | None) -> str:
+        return "—" if value is None else f"{value:.1f} s"
+
+    return _(
+        "📊 <b>Today</b>\n"
+        "Jobs: {jobs} (done {done}, failed {failed}, cancelled {cancelled})\n"
+        "Success rate: {rate}\n"
+        "Time to result: median {median}, 95th percentile {p95}\n"
+        "Waiting in line: {queue}; upstream now: {in_flight}\n"
+        "Upstream errors: {errors}"
+    ).format(
+        jobs=jobs,
+        done=done,
+        failed=failed,
+        cancelled=cancelled,
+        rate="—" if success_rate is None else f"{success_rate:.0%}",
+        median=seconds(median),
+        p95=seconds(p95),
+        queue=queue,
+        in_flight=in_flight,
+        errors=escape(errors) or _("none"),
+    )
+
+
+def admins_only() -> str:
+    return _("This command is for the bot's admins.")

@@ -1,0 +1,58 @@
+"""`python -m bot [--config PATH]`: run the bot until SIGTERM or Ctrl-C."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+
+from bot.app import BotApp, StartupError
+from bot.config import Config, ConfigError, load_config
+from bot.logging_setup import setup_logging
+
+DEFAULT_CONFIG = "config.toml"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bot", description=__doc__)
+    parser.add_argument(
+        "--config",
+        help=f"TOML config file (default: {DEFAULT_CONFIG} if present; the environment wins)",
+    )
+    args = parser.parse_args(argv)
+    try:
+        config_path = _config_path(args.config)
+        config = load_config(config_path)
+        tokens = config.require_tokens()
+    except ConfigError as error:
+        sys.stderr.write(f"config error: {error}\n")
+        return 2
+    setup_logging(config.log.level, config.log.format, secrets=tokens)
+    try:
+        asyncio.run(_serve(config))
+    except (ConfigError, StartupError) as error:
+        sys.stderr.write(f"start-up failed: {error}\n")
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+def _config_path(option: str | None) -> Path | None:
+    if option is None:
+        default = Path(DEFAULT_CONFIG)
+        return default if default.exists() else None
+    path = Path(option)
+    if not path.is_file():
+        raise ConfigError("--config", f"no such file: {option}")
+    return path
+
+
+async def _serve(config: Config) -> None:
+    app = await BotApp.create(config)
+    await app.run_polling()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,190 @@
+"""The application: builds every part from the config, runs them, and takes them down in
+order. The only place that knows all layers; handlers get what they need by name."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+
+from aiogram import Bot, Dispatcher
+from aiogram.client.default import DefaultBotProperties
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.telegram import PRODUCTION, TelegramAPIServer
+from aiogram.enums import ParseMode
+from aiogram.exceptions import TelegramAPIError, TelegramUnauthorizedError
+
+from bot.arta.client import ArtaClient
+from bot.config import Config, ConfigError
+from bot.jobs.runner import JobRunner, RunnerLimits
+from bot.storage.database import Database
+from bot.storage.jobs_repo import JobRepository
+from bot.storage.settings_repo import UserSettingsRepository
+from bot.storage.tokens import SqliteTokenStore
+from bot.telegram.commands import register_commands
+from bot.telegram.i18n import UserLocaleMiddleware, make_i18n
+from bot.telegram.job_observer import TelegramJobObserver
+from bot.telegram.middlewares import AccessMiddleware, FloodMiddleware, UserSettingsMiddleware
+from bot.telegram.retry import RetryMiddleware
+from bot.telegram.routers import all_routers
+from bot.telegram.starter import JobStarter
+
+log = logging.getLogger(__name__)
+
+
+class StartupError(Exception):
+    """Start-up cannot go on; the message is one line for the operator."""
+
+
+class BotApp:
+    def __init__(
+        self,
+        *,
+        config: Config,
+        db: Database,
+        arta: ArtaClient,
+        bots: list[Bot],
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.config = config
+        self.db = db
+        self.arta = arta
+        self.bots = bots
+        self.i18n = make_i18n()
+        self.jobs = JobRepository(db)
+        self.settings = UserSettingsRepository(db)
+        self.observer = TelegramJobObserver(
+            bots={bot.id: bot for bot in bots},
+            arta=arta,
+            i18n=self.i18n,
+            edit_interval=config.limits.status_edit_interval,
+        )
+        limits = config.limits
+        self.runner = JobRunner(
+            arta=arta,
+            jobs=self.jobs,
+            observer=self.observer,
+            limits=RunnerLimits(
+                max_in_flight=limits.max_in_flight,
+                per_user_active=limits.per_user_active,
+                per_user_per_minute=limits.per_user_per_minute,
+                position_refresh_interval=max(limits.status_edit_interval, 0.05),
+            ),
+            clock=clock,
+        )
+        self.starter = JobStarter(
+            runner=self.runner, jobs=self.jobs, observer=self.observer, clock=clock
+        )
+        self.dispatcher = self._build_dispatcher()
+        self._closed = False
+
+    @classmethod
+    async def create(cls, config: Config) -> BotApp:
+        """Open the store and the clients, and check every token with Telegram."""
+        tokens = config.require_tokens()
+        bots = [_make_bot(token, config) for token in tokens]
+        try:
+            db = await Database.open(config.database.path)
+        except Exception as error:
+            await _close_bots(bots)
+            raise StartupError(
+                f"database.path: cannot open {config.database.path!r}: {error}"
+            ) from None
+        arta = ArtaClient(config.arta.to_settings(), token_store=SqliteTokenStore(db))
+        app = cls(config=config, db=db, arta=arta, bots=bots)
+        try:
+            await app._check_bots()
+        except BaseException:
+            await app.close()
+            raise
+        return app
+
+    async def run_polling(self, *, handle_signals: bool = True) -> None:
+        """Serve until stopped (SIGTERM/SIGINT or stop()); unfinished jobs stay saved."""
+        try:
+            await self.start_services()
+            await self.dispatcher.start_polling(
+                *self.bots, handle_signals=handle_signals, close_bot_session=False
+            )
+        finally:
+            await self.close()
+
+    async def start_services(self) -> None:
+        for bot in self.bots:
+            await register_commands(bot, self.i18n)
+        report = await self.runner.start([bot.id for bot in self.bots])
+        log.info(
+            "resumed %d waiting, %d generating, %d delivering jobs",
+            report.waiting,
+            report.polling,
+            report.delivering,
+        )
+
+    async def stop(self) -> None:
+        await self.dispatcher.stop_polling()
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        await self.runner.stop()
+        await self.arta.close()
+        await _close_bots(self.bots)
+        await self.db.close()
+        log.info("stopped")
+
+    def _build_dispatcher(self) -> Dispatcher:
+        dp = Dispatcher(
+            config=self.config,
+            runner=self.runner,
+            jobs=self.jobs,
+            settings_repository=self.settings,
+            starter=self.starter,
+            arta=self.arta,
+        )
+        access = self.config.access
+        for observer in (dp.message, dp.callback_query):
+            observer.outer_middleware(
+                AccessMiddleware(access.allowed_user_ids, access.allowed_chat_ids)
+            )
+            observer.outer_middleware(FloodMiddleware())
+            observer.outer_middleware(UserSettingsMiddleware(self.settings))
+            observer.outer_middleware(UserLocaleMiddleware(self.i18n))
+        dp.include_routers(*all_routers())
+        return dp
+
+    async def _check_bots(self) -> None:
+        for number, bot in enumerate(self.bots, start=1):
+            try:
+                me = await bot.me()
+            except TelegramUnauthorizedError:
+                raise StartupError(
+                    f"telegram.tokens: token #{number} was rejected by Telegram (Unauthorized)"
+                ) from None
+            except (TimeoutError, TelegramAPIError, OSError) as error:
+                raise StartupError(
+                    f"telegram.api_url: cannot reach the Bot API: {type(error).__name__}"
+                ) from None
+            log.info("serving @%s (id %s)", me.username, me.id)
+
+
+def _make_bot(token: str, config: Config) -> Bot:
+    api_url = config.telegram.api_url
+    session = AiohttpSession(
+        api=TelegramAPIServer.from_base(api_url) if api_url else PRODUCTION,
+        timeout=config.telegram.request_timeout,
+    )
+    session.middleware(RetryMiddleware())
+    try:
+        return Bot(
+            token,
+            session=session,
+            default=DefaultBotProperties(parse_mode=ParseMode.HTML, link_preview_is_disabled=True),
+        )
+    except Exception:
+        raise ConfigError("telegram.tokens", "a token is malformed") from None
+
+
+async def _close_bots(bots: list[Bot]) -> None:
+    await asyncio.gather(*(bot.session.close() for bot in bots), return_exceptions=True)

@@ -1,0 +1,98 @@
+"""Middlewares that hand every handler what it needs, and keep out who should not be in."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Collection
+from typing import Any
+
+from aiogram import BaseMiddleware
+from aiogram.types import CallbackQuery, Chat, Message, TelegramObject, User
+
+from bot.storage.settings_repo import UserSettingsRepository
+from bot.telegram import texts
+
+_MAX_TRACKED_USERS = 10_000
+
+Handler = Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]]
+
+
+class UserSettingsMiddleware(BaseMiddleware):
+    """Loads the user's settings for this bot as `user_settings` (None for channel posts)."""
+
+    def __init__(self, repository: UserSettingsRepository) -> None:
+        self._repository = repository
+
+    async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
+        user: User | None = data.get("event_from_user")
+        bot = data["bot"]
+        data["user_settings"] = (
+            await self._repository.get(bot.id, user.id) if user is not None else None
+        )
+        return await handler(event, data)
+
+
+class AccessMiddleware(BaseMiddleware):
+    """An optional allowlist of users and chats; empty lists let everyone in."""
+
+    def __init__(self, user_ids: Collection[int], chat_ids: Collection[int]) -> None:
+        self._user_ids = frozenset(user_ids)
+        self._chat_ids = frozenset(chat_ids)
+
+    async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
+        if not self._user_ids and not self._chat_ids:
+            return await handler(event, data)
+        user: User | None = data.get("event_from_user")
+        chat: Chat | None = data.get("event_chat")
+        if (user is not None and user.id in self._user_ids) or (
+            chat is not None and chat.id in self._chat_ids
+        ):
+            return await handler(event, data)
+        if isinstance(event, CallbackQuery):
+            await event.answer(texts.not_allowed(), show_alert=True)
+        elif isinstance(event, Message) and event.chat.type == "private":
+            await event.answer(texts.not_allowed())
+        return None
+
+
+class FloodMiddleware(BaseMiddleware):
+    """A token bucket per user: bursts are fine, a flood is dropped before any work.
+
+    Updates are handled as concurrent tasks, so one user's flood cannot delay others;
+    this keeps it from eating the database and the upstream service too.
+    """
+
+    def __init__(
+        self,
+        *,
+        rate: float = 1.0,
+        burst: int = 8,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._rate = rate
+        self._burst = burst
+        self._clock = clock
+        self._buckets: dict[int, tuple[float, float]] = {}
+
+    async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
+        user: User | None = data.get("event_from_user")
+        if user is None or self._take(user.id):
+            return await handler(event, data)
+        if isinstance(event, CallbackQuery):
+            await event.answer(texts.slow_down())
+        return None
+
+    def _take(self, user_id: int) -> bool:
+        now = self._clock()
+        tokens, last = self._buckets.get(user_id, (float(self._burst), now))
+        tokens = min(float(self._burst), tokens + (now - last) * self._rate)
+        allowed = tokens >= 1.0
+        self._buckets[user_id] = (tokens - 1.0 if allowed else tokens, now)
+        if len(self._buckets) > _MAX_TRACKED_USERS:
+            self._forget_idle(now)
+        return allowed
+
+    def _forget_idle(self, now: float) -> None:
+        # A user idle long enough to refill from empty has a full bucket, the default.
+        refill = self._burst / self._rate
+        self._buckets = {u: b for u, b in self._buckets.items() if now - b[1] < refill}

@@ -1,0 +1,58 @@
+"""Where a request came from and where its answers go."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aiogram.types import Message, ReplyParameters
+
+from bot.storage.records import JobRecord
+
+
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """Where a request came from and where its answers go."""
+
+    bot_id: int
+    chat_id: int
+    user_id: int
+    language: str
+    # The user's message; answers reply to it in groups.
+    request_message_id: int | None = None
+    thread_id: int | None = None
+
+    @property
+    def is_group(self) -> bool:
+        return self.chat_id < 0
+
+    def reply(self) -> ReplyParameters | None:
+        if not self.is_group or self.request_message_id is None:
+            return None
+        return ReplyParameters(
+            message_id=self.request_message_id, allow_sending_without_reply=True
+        )
+
+
+def origin_of_message(message: Message, bot_id: int, language: str) -> Origin:
+    assert message.from_user is not None
+    return Origin(
+        bot_id=bot_id,
+        chat_id=message.chat.id,
+        user_id=message.from_user.id,
+        language=language,
+        request_message_id=message.message_id,
+        thread_id=message.message_thread_id if message.is_topic_message else None,
+    )
+
+
+def origin_of_job(job: JobRecord, *, user_id: int | None = None) -> Origin:
+    """A job's own origin; `user_id` for someone acting on it (answers still reply to
+    the original request, so a thread stays readable)."""
+    return Origin(
+        bot_id=job.bot_id,
+        chat_id=job.chat_id,
+        user_id=job.user_id if user_id is None else user_id,
+        language=job.language,
+        request_message_id=job.request_message_id,
+        thread_id=job.thread_id,
+    )

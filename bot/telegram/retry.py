@@ -1,0 +1,78 @@
+"""Bot API calls that survive flood control and network hiccups.
+
+429 answers carry `retry_after`: wait exactly that long and send again (the usual bot
+ignores it and the user sees "Flood control exceeded"). Network errors and 5xx get a
+short exponential backoff. Every other error is the caller's to handle.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
+
+from aiogram.client.session.middlewares.base import (
+    BaseRequestMiddleware,
+    NextRequestMiddlewareType,
+)
+from aiogram.exceptions import (
+    TelegramEntityTooLarge,
+    TelegramNetworkError,
+    TelegramRetryAfter,
+    TelegramServerError,
+)
+from aiogram.methods import GetUpdates, TelegramMethod
+from aiogram.methods.base import TelegramType
+
+if TYPE_CHECKING:
+    from aiogram import Bot
+    from aiogram.methods import Response
+
+log = logging.getLogger(__name__)
+
+
+class RetryMiddleware(BaseRequestMiddleware):
+    def __init__(
+        self,
+        *,
+        attempts: int = 5,
+        base_delay: float = 0.5,
+        max_delay: float = 8.0,
+        # A wait longer than this is a ban in all but name: give up and report it.
+        max_retry_after: float = 120.0,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self._attempts = attempts
+        self._base_delay = base_delay
+        self._max_delay = max_delay
+        self._max_retry_after = max_retry_after
+        self._sleep = sleep
+
+    async def __call__(
+        self,
+        make_request: NextRequestMiddlewareType[TelegramType],
+        bot: Bot,
+        method: TelegramMethod[TelegramType],
+    ) -> Response[TelegramType]:
+        if isinstance(method, GetUpdates):
+            # Long polling has its own backoff in the dispatcher.
+            return await make_request(bot, method)
+        for attempt in range(1, self._attempts + 1):
+            try:
+                return await make_request(bot, method)
+            except TelegramRetryAfter as error:
+                if attempt == self._attempts or error.retry_after > self._max_retry_after:
+                    raise
+                delay = float(error.retry_after)
+            except TelegramEntityTooLarge:
+                raise
+            except (TelegramNetworkError, TelegramServerError):
+                if attempt == self._attempts:
+                    raise
+                delay = min(self._max_delay, self._base_delay * 2 ** (attempt - 1))
+            log.warning(
+                "%s: retrying in %.1f s (attempt %d)", type(method).__name__, delay, attempt
+            )
+            await self._sleep(delay)
+        raise AssertionError("unreachable")  # the loop either returns or raises

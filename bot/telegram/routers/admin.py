@@ -1,0 +1,45 @@
+"""/stats for the bot's admins (ids in config): today's jobs, speed and errors."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+
+from aiogram import F, Router
+from aiogram.filters import Command
+from aiogram.types import Message
+
+from bot.config import Config
+from bot.jobs.runner import JobRunner
+from bot.storage.jobs_repo import JobRepository
+from bot.telegram import texts
+
+router = Router(name="admin")
+
+
+@router.message(Command("stats"), F.from_user)
+async def show_stats(
+    message: Message, config: Config, jobs: JobRepository, runner: JobRunner
+) -> None:
+    assert message.from_user is not None
+    if message.from_user.id not in config.access.admin_ids:
+        await message.answer(texts.admins_only())
+        return
+    now = time.time()
+    midnight = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    stats = await jobs.stats(since=midnight.timestamp(), now=now)
+    finished = stats.done + stats.failed
+    await message.answer(
+        texts.stats(
+            jobs=stats.jobs,
+            done=stats.done,
+            failed=stats.failed,
+            cancelled=stats.cancelled,
+            success_rate=stats.done / finished if finished else None,
+            median=stats.median_seconds,
+            p95=stats.p95_seconds,
+            queue=runner.queue_length,
+            in_flight=runner.in_flight,
+            errors=", ".join(f"{kind} {count}" for kind, count in stats.errors_by_kind),
+        )
+    )

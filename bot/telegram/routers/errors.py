@@ -1,0 +1,33 @@
+"""Unexpected errors end here: logged with the update, and the user told in a friendly
+way instead of silence. Handlers do not wrap their own bodies in try/except."""
+
+from __future__ import annotations
+
+import logging
+
+from aiogram import Router
+from aiogram.exceptions import TelegramAPIError
+from aiogram.types import ErrorEvent
+
+from bot.telegram import texts
+
+log = logging.getLogger(__name__)
+router = Router(name="errors")
+
+
+@router.errors()
+async def report_error(event: ErrorEvent) -> None:
+    update = event.update
+    log.error(
+        "update %s failed: %s",
+        update.update_id,
+        type(event.exception).__name__,
+        exc_info=event.exception,
+    )
+    try:
+        if update.callback_query is not None:
+            await update.callback_query.answer(texts.something_went_wrong(), show_alert=True)
+        elif update.message is not None:
+            await update.message.answer(texts.something_went_wrong())
+    except TelegramAPIError:
+        log.warning("could not tell the user about the failure of update %s", update.update_id)

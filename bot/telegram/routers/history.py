@@ -1,0 +1,34 @@
+"""/history: the user's last ten requests with a Repeat button each."""
+
+from __future__ import annotations
+
+from aiogram import Bot, F, Router
+from aiogram.filters import Command
+from aiogram.types import Message
+
+from bot.storage.jobs_repo import JobRepository
+from bot.storage.records import JobState
+from bot.telegram import keyboards, texts
+
+router = Router(name="history")
+HISTORY_SIZE = 10
+_STATE_MARKS = {
+    JobState.DONE: "✅",
+    JobState.FAILED: "⚠️",
+    JobState.CANCELLED: "✖",
+    JobState.DRAFT: "🗂",
+}
+
+
+@router.message(Command("history"), F.from_user)
+async def show_history(message: Message, bot: Bot, jobs: JobRepository) -> None:
+    assert message.from_user is not None
+    recent = await jobs.recent_for_user(bot.id, message.from_user.id, limit=HISTORY_SIZE)
+    lines = [
+        texts.history_line(
+            n, job.params.prompt, job.params.model, _STATE_MARKS.get(job.state, "⏳")
+        )
+        for n, job in enumerate(recent, start=1)
+    ]
+    markup = keyboards.history([job.id for job in recent]) if recent else None
+    await message.answer(texts.history(lines), reply_markup=markup)

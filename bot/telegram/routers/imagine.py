@@ -1,0 +1,104 @@
+"""/imagine: parse the request, then show the model picker or start the job."""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+from aiogram import Bot, F, Router
+from aiogram.filters import Command, CommandObject
+from aiogram.types import Message
+from aiogram.utils.i18n import I18n
+
+from bot.arta.catalogue import resolve_model
+from bot.arta.errors import UnknownModelError
+from bot.config import Config
+from bot.storage.records import JobParams, UserSettings
+from bot.telegram import texts
+from bot.telegram.imagine_args import ArgumentError, ImagineArgs, parse_imagine
+from bot.telegram.origin import origin_of_message
+from bot.telegram.starter import JobStarter
+
+router = Router(name="imagine")
+_T = TypeVar("_T")
+
+
+@router.message(Command("imagine"), F.from_user)
+async def imagine(
+    message: Message,
+    command: CommandObject,
+    bot: Bot,
+    config: Config,
+    starter: JobStarter,
+    user_settings: UserSettings,
+    i18n: I18n,
+) -> None:
+    try:
+        args = parse_imagine(command.args or "")
+    except ArgumentError as error:
+        await _answer(message, texts.bad_flag(error.flag, error.field))
+        return
+    prompt = args.prompt or _replied_text(message)
+    if not prompt:
+        await _answer(message, texts.usage())
+        return
+    limits = config.limits
+    if len(prompt) > limits.max_prompt_length:
+        await _answer(message, texts.prompt_too_long(limits.max_prompt_length))
+        return
+    if args.negative_prompt and len(args.negative_prompt) > limits.max_negative_length:
+        await _answer(message, texts.negative_too_long(limits.max_negative_length))
+        return
+    try:
+        model = resolve_model(args.model) if args.model else None
+    except UnknownModelError as error:
+        await _answer(message, texts.unknown_model(error.name, error.suggestions))
+        return
+    default_model = default_model_of(user_settings, config)
+    params = job_params(args, prompt, model or default_model, user_settings, config)
+    origin = origin_of_message(message, bot.id, i18n.current_locale)
+    if model is None and user_settings.always_pick_model:
+        await starter.offer_picker(bot, origin, params, default_model=default_model)
+    else:
+        await starter.start(bot, origin, params)
+
+
+def default_model_of(settings: UserSettings, config: Config) -> str:
+    return settings.model or config.defaults.model
+
+
+def job_params(
+    args: ImagineArgs, prompt: str, model: str, settings: UserSettings, config: Config
+) -> JobParams:
+    """Flags win over the user's settings, which win over the bot's defaults."""
+    defaults = config.defaults
+    return JobParams(
+        prompt=prompt,
+        model=model,
+        negative_prompt=_first(
+            args.negative_prompt, settings.negative_prompt, defaults.negative_prompt
+        ),
+        aspect_ratio=_first(args.aspect_ratio, settings.aspect_ratio, defaults.aspect_ratio),
+        images=_first(args.images, settings.images, defaults.images),
+        steps=_first(args.steps, defaults.steps),
+        cfg=_first(args.cfg, defaults.cfg),
+        seed=args.seed,
+        as_files=settings.send_as_files,
+    )
+
+
+def _first(*values: _T | None) -> _T:
+    return next(value for value in values if value is not None)
+
+
+def _replied_text(message: Message) -> str:
+    replied = message.reply_to_message
+    if replied is None:
+        return ""
+    return (replied.text or replied.caption or "").strip()
+
+
+async def _answer(message: Message, text: str) -> None:
+    if message.chat.type == "private":
+        await message.answer(text)
+    else:
+        await message.reply(text)

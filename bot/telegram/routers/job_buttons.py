@@ -1,0 +1,71 @@
+"""Buttons under a job: Cancel while it runs; Again, Same seed, Other model and Retry
+after; Repeat from /history."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from aiogram import Bot, Router
+from aiogram.types import CallbackQuery
+from aiogram.utils.i18n import I18n
+
+from bot.config import Config
+from bot.jobs.runner import JobRunner
+from bot.storage.jobs_repo import JobRepository
+from bot.storage.records import JobRecord, JobState, UserSettings
+from bot.telegram import texts
+from bot.telegram.callbacks import JobAction, JobCb
+from bot.telegram.origin import origin_of_job
+from bot.telegram.permissions import may_press
+from bot.telegram.routers.imagine import default_model_of
+from bot.telegram.starter import JobStarter
+
+router = Router(name="job_buttons")
+
+
+@router.callback_query(JobCb.filter())
+async def press_job_button(
+    callback: CallbackQuery,
+    callback_data: JobCb,
+    bot: Bot,
+    config: Config,
+    jobs: JobRepository,
+    runner: JobRunner,
+    starter: JobStarter,
+    user_settings: UserSettings,
+    i18n: I18n,
+) -> None:
+    job = await jobs.get(callback_data.job_id)
+    message = callback.message
+    if job is None or job.bot_id != bot.id or message is None or job.chat_id != message.chat.id:
+        await callback.answer(texts.button_expired(), show_alert=True)
+        return
+    if not await may_press(bot, callback, job.user_id, config.access.admin_ids):
+        await callback.answer(texts.not_your_button(), show_alert=True)
+        return
+    if callback_data.action is JobAction.CANCEL:
+        await _cancel(callback, job, runner)
+        return
+    await callback.answer()
+    origin = origin_of_job(job, user_id=callback.from_user.id)
+    origin = replace(origin, language=i18n.current_locale)
+    if callback_data.action is JobAction.OTHER_MODEL:
+        await starter.offer_picker(
+            bot, origin, job.params, default_model=default_model_of(user_settings, config)
+        )
+        return
+    params = job.params
+    if callback_data.action is JobAction.AGAIN:
+        params = replace(params, seed=None)
+    elif callback_data.action is JobAction.SAME_SEED:
+        params = replace(params, seed=job.result_seed or params.seed)
+    await starter.start(bot, origin, params)
+
+
+async def _cancel(callback: CallbackQuery, job: JobRecord, runner: JobRunner) -> None:
+    if await runner.cancel(job.id):
+        await callback.answer(texts.cancelled())
+    elif job.state is JobState.DELIVERING or runner.is_active(job.id):
+        await callback.answer(texts.too_late_to_cancel(), show_alert=True)
+    else:
+        await callback.answer(texts.button_expired(), show_alert=True)

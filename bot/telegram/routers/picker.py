@@ -1,0 +1,93 @@
+"""The paginated model picker: choosing a model for a waiting request, or as a default."""
+
+from __future__ import annotations
+
+from aiogram import Bot, F, Router
+from aiogram.filters import Command
+from aiogram.types import CallbackQuery, InaccessibleMessage, Message
+
+from bot.arta.catalogue import model_from_slug
+from bot.config import Config
+from bot.storage.jobs_repo import JobRepository
+from bot.storage.records import UserSettings
+from bot.storage.settings_repo import UserSettingsRepository
+from bot.telegram import keyboards, texts
+from bot.telegram.callbacks import PickerAction, PickerCb
+from bot.telegram.permissions import may_press
+from bot.telegram.routers.imagine import default_model_of
+from bot.telegram.starter import JobStarter
+
+router = Router(name="picker")
+
+
+@router.message(Command("models"), F.from_user)
+async def show_default_picker(
+    message: Message, config: Config, user_settings: UserSettings
+) -> None:
+    assert message.from_user is not None
+    current = default_model_of(user_settings, config)
+    await message.answer(
+        texts.pick_default_model(current),
+        reply_markup=keyboards.model_picker(
+            job_id=0,
+            owner=message.from_user.id,
+            page=keyboards.page_of(current),
+            default_model=current,
+            with_default_button=False,
+        ),
+    )
+
+
+@router.callback_query(PickerCb.filter())
+async def press_picker(
+    callback: CallbackQuery,
+    callback_data: PickerCb,
+    bot: Bot,
+    config: Config,
+    jobs: JobRepository,
+    settings_repository: UserSettingsRepository,
+    starter: JobStarter,
+    user_settings: UserSettings,
+) -> None:
+    message = callback.message
+    if message is None or isinstance(message, InaccessibleMessage):
+        await callback.answer(texts.button_expired(), show_alert=True)
+        return
+    if not await may_press(bot, callback, callback_data.owner, config.access.admin_ids):
+        await callback.answer(texts.not_your_button(), show_alert=True)
+        return
+    default_model = default_model_of(user_settings, config)
+    if callback_data.action is PickerAction.PAGE:
+        await message.edit_reply_markup(
+            reply_markup=keyboards.model_picker(
+                job_id=callback_data.job_id,
+                owner=callback_data.owner,
+                page=callback_data.page,
+                default_model=default_model,
+                with_default_button=callback_data.job_id != 0,
+            )
+        )
+        await callback.answer()
+        return
+    model = (
+        default_model
+        if callback_data.action is PickerAction.DEFAULT
+        else model_from_slug(callback_data.model)
+    )
+    if model is None:
+        await callback.answer(texts.button_expired(), show_alert=True)
+        return
+    if callback_data.job_id == 0:
+        await settings_repository.update(bot.id, callback.from_user.id, model=model)
+        await message.edit_text(texts.default_model_set(model))
+        await callback.answer()
+        return
+    draft = await jobs.get(callback_data.job_id)
+    if draft is None or draft.bot_id != bot.id or draft.chat_id != message.chat.id:
+        await callback.answer(texts.button_expired(), show_alert=True)
+        return
+    if await starter.start_draft(bot, draft.id, model, message):
+        await callback.answer()
+    else:
+        # A second tap on a picker whose job already started: leave its status alone.
+        await callback.answer(texts.button_expired(), show_alert=True)

@@ -1,0 +1,188 @@
+"""/settings: a user's defaults for this bot, changed with buttons (and one text flag for
+the negative prompt, since buttons cannot carry free text)."""
+
+from __future__ import annotations
+
+from aiogram import Bot, F, Router
+from aiogram.filters import Command, CommandObject
+from aiogram.types import (
+    CallbackQuery,
+    InaccessibleMessage,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    Message,
+)
+from aiogram.utils.i18n import I18n
+from aiogram.utils.keyboard import InlineKeyboardBuilder
+
+from bot.arta.types import ASPECT_RATIOS, MAX_IMAGES, MIN_IMAGES
+from bot.config import Config
+from bot.storage.records import UserSettings
+from bot.storage.settings_repo import UserSettingsRepository
+from bot.telegram import keyboards, texts
+from bot.telegram.callbacks import SettingsCb, SettingsField
+from bot.telegram.i18n import locale_for
+from bot.telegram.permissions import may_press
+from bot.telegram.routers.imagine import default_model_of
+
+router = Router(name="settings")
+_LANGUAGES = ("en", "ru", "auto")
+_NEGATIVE_OFF = {"off", "none", "-", "нет", "выкл"}
+_NEGATIVE_DEFAULT = {"default", "reset", "сброс"}
+
+
+@router.message(Command("settings"), F.from_user)
+async def show_settings(
+    message: Message,
+    command: CommandObject,
+    bot: Bot,
+    config: Config,
+    settings_repository: UserSettingsRepository,
+    user_settings: UserSettings,
+) -> None:
+    assert message.from_user is not None
+    field, _, value = (command.args or "").strip().partition(" ")
+    if field.lower() in {"neg", "negative"}:
+        value = value.strip()
+        if len(value) > config.limits.max_negative_length:
+            await message.answer(texts.negative_too_long(config.limits.max_negative_length))
+            return
+        negative: str | None = value
+        if value.lower() in _NEGATIVE_OFF:
+            negative = ""
+        elif not value or value.lower() in _NEGATIVE_DEFAULT:
+            negative = None
+        user_settings = await settings_repository.update(
+            bot.id, message.from_user.id, negative_prompt=negative
+        )
+    await message.answer(
+        _menu_text(user_settings, config), reply_markup=_menu(message.from_user.id)
+    )
+
+
+@router.callback_query(SettingsCb.filter())
+async def press_settings(
+    callback: CallbackQuery,
+    callback_data: SettingsCb,
+    bot: Bot,
+    config: Config,
+    i18n: I18n,
+    settings_repository: UserSettingsRepository,
+    user_settings: UserSettings,
+) -> None:
+    message = callback.message
+    if message is None or isinstance(message, InaccessibleMessage):
+        await callback.answer(texts.button_expired(), show_alert=True)
+        return
+    if not await may_press(bot, callback, callback_data.owner, ()):
+        await callback.answer(texts.not_your_button(), show_alert=True)
+        return
+    owner, field, value = callback_data.owner, callback_data.field, callback_data.value
+    changes = _changes(field, value, user_settings)
+    if changes is None:
+        await message.edit_text(_submenu_text(field), reply_markup=_submenu(field, owner))
+        await callback.answer()
+        return
+    if field is SettingsField.CLOSE:
+        await message.edit_text(texts.settings_closed())
+        await callback.answer()
+        return
+    if field is SettingsField.MODEL:
+        current = default_model_of(user_settings, config)
+        await message.edit_text(
+            texts.pick_default_model(current),
+            reply_markup=keyboards.model_picker(
+                job_id=0,
+                owner=owner,
+                page=keyboards.page_of(current),
+                default_model=current,
+                with_default_button=False,
+            ),
+        )
+        await callback.answer()
+        return
+    if changes:
+        user_settings = await settings_repository.update(bot.id, owner, **changes)
+    # A new language shows at once, in the menu that changed it.
+    locale = locale_for(i18n, callback.from_user, user_settings)
+    with i18n.use_locale(locale):
+        await message.edit_text(_menu_text(user_settings, config), reply_markup=_menu(owner))
+        await callback.answer(texts.settings_saved() if changes else None)
+
+
+def _changes(field: SettingsField, value: str, settings: UserSettings) -> dict[str, object] | None:
+    """What pressing (field, value) changes; None when it only opens a sub-menu."""
+    if field is SettingsField.PICKER:
+        return {"always_pick_model": not settings.always_pick_model}
+    if field is SettingsField.FILES:
+        return {"send_as_files": not settings.send_as_files}
+    if field is SettingsField.NEGATIVE:
+        return {"negative_prompt": None}
+    if field in {SettingsField.MENU, SettingsField.CLOSE, SettingsField.MODEL}:
+        return {}
+    if not value:
+        return None
+    if field is SettingsField.RATIO:
+        ratio = value.replace("x", ":")
+        return {"aspect_ratio": ratio} if ratio in ASPECT_RATIOS else {}
+    if field is SettingsField.IMAGES:
+        ok = value.isdigit() and MIN_IMAGES <= int(value) <= MAX_IMAGES
+        return {"images": int(value)} if ok else {}
+    if field is SettingsField.LANGUAGE and value in _LANGUAGES:
+        return {"language": None if value == "auto" else value}
+    return {}
+
+
+def _menu_text(settings: UserSettings, config: Config) -> str:
+    defaults = config.defaults
+    negative = settings.negative_prompt
+    return texts.settings_menu(
+        model=default_model_of(settings, config),
+        aspect_ratio=settings.aspect_ratio or defaults.aspect_ratio,
+        images=settings.images or defaults.images,
+        negative_prompt=defaults.negative_prompt if negative is None else negative,
+        always_pick=settings.always_pick_model,
+        as_files=settings.send_as_files,
+        language=settings.language,
+    )
+
+
+def _menu(owner: int) -> InlineKeyboardMarkup:
+    builder = InlineKeyboardBuilder()
+    for text, field in (
+        (texts.settings_button_model(), SettingsField.MODEL),
+        (texts.settings_button_ratio(), SettingsField.RATIO),
+        (texts.settings_button_images(), SettingsField.IMAGES),
+        (texts.settings_button_language(), SettingsField.LANGUAGE),
+        (texts.settings_button_picker(), SettingsField.PICKER),
+        (texts.settings_button_files(), SettingsField.FILES),
+        (texts.settings_button_reset_negative(), SettingsField.NEGATIVE),
+        (texts.settings_button_close(), SettingsField.CLOSE),
+    ):
+        builder.button(text=text, callback_data=SettingsCb(field=field, owner=owner))
+    builder.adjust(2, 2, 2, 1, 1)
+    return builder.as_markup()
+
+
+def _submenu_text(field: SettingsField) -> str:
+    if field is SettingsField.RATIO:
+        return texts.choose_ratio()
+    if field is SettingsField.IMAGES:
+        return texts.choose_images()
+    return texts.choose_language()
+
+
+def _submenu(field: SettingsField, owner: int) -> InlineKeyboardMarkup:
+    builder = InlineKeyboardBuilder()
+    if field is SettingsField.RATIO:
+        choices = [(ratio, ratio.replace(":", "x")) for ratio in ASPECT_RATIOS]
+    elif field is SettingsField.IMAGES:
+        choices = [(str(n), str(n)) for n in range(MIN_IMAGES, MAX_IMAGES + 1)]
+    else:
+        choices = [("English", "en"), ("Русский", "ru"), (texts.language_name(None), "auto")]
+    for text, value in choices:
+        builder.button(text=text, callback_data=SettingsCb(field=field, value=value, owner=owner))
+    builder.adjust(3 if field is SettingsField.RATIO else 4)
+    back = SettingsCb(field=SettingsField.MENU, owner=owner)
+    builder.row(InlineKeyboardButton(text=texts.settings_button_back(), callback_data=back.pack()))
+    return builder.as_markup()

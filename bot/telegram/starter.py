@@ -1,0 +1,132 @@
+"""Starting a job from Telegram: the picker for requests without a model, or a status
+message and the runner for those with one. Commands and buttons share this path."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import replace
+
+from aiogram import Bot
+from aiogram.types import InlineKeyboardMarkup, Message
+
+from bot.jobs.observer import Progress, Stage
+from bot.jobs.runner import JobRunner, RateLimited
+from bot.storage.jobs_repo import JobRepository
+from bot.storage.records import JobParams, JobRecord, NewJob
+from bot.telegram import keyboards, texts
+from bot.telegram.job_observer import TelegramJobObserver
+from bot.telegram.origin import Origin
+
+
+class JobStarter:
+    def __init__(
+        self,
+        *,
+        runner: JobRunner,
+        jobs: JobRepository,
+        observer: TelegramJobObserver,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._runner = runner
+        self._jobs = jobs
+        self._observer = observer
+        self._clock = clock
+
+    async def offer_picker(
+        self, bot: Bot, origin: Origin, params: JobParams, *, default_model: str
+    ) -> JobRecord:
+        """Save the request as a draft and show the model picker for it."""
+        draft = await self._jobs.create_draft(_new_job(origin, params), now=self._clock())
+        message = await bot.send_message(
+            origin.chat_id,
+            texts.pick_model(params.prompt, default_model),
+            reply_markup=keyboards.model_picker(
+                job_id=draft.id,
+                owner=origin.user_id,
+                page=keyboards.page_of(default_model),
+                default_model=default_model,
+                with_default_button=True,
+            ),
+            reply_parameters=origin.reply(),
+            message_thread_id=origin.thread_id,
+        )
+        await self._jobs.set_status_message(draft.id, message.message_id)
+        return draft
+
+    async def start(
+        self, bot: Bot, origin: Origin, params: JobParams, *, status: Message | None = None
+    ) -> JobRecord | None:
+        """Run a job; its status shows in `status` (a picker being reused) or a new message.
+
+        Returns None when the user is over their rate; they have been told when to retry.
+        """
+        wait = self._runner.retry_after(origin.bot_id, origin.user_id)
+        if wait is not None:
+            await self._show(bot, origin, status, texts.rate_limited(wait), None)
+            return None
+        status = await self._show(bot, origin, status, texts.accepted(params.model), None)
+        new = replace(_new_job(origin, params), status_message_id=status.message_id)
+        try:
+            accepted = await self._runner.accept(new)
+        except RateLimited as limited:
+            await self._show(bot, origin, status, texts.rate_limited(limited.retry_after), None)
+            return None
+        await self._show_accepted(accepted.job, accepted.position)
+        return accepted.job
+
+    async def start_draft(self, bot: Bot, draft_id: int, model: str, status: Message) -> bool:
+        """Queue a draft with the model the user picked; False if it is no draft any more."""
+        try:
+            accepted = await self._runner.accept_draft(
+                draft_id, model, status_message_id=status.message_id
+            )
+        except RateLimited as limited:
+            await status.edit_text(texts.rate_limited(limited.retry_after))
+            return True
+        if accepted is None:
+            return False
+        await self._show_accepted(accepted.job, accepted.position)
+        return True
+
+    async def _show_accepted(self, job: JobRecord, position: int | None) -> None:
+        # Through the observer, so this first status and the runner's later ones share
+        # one throttle and never overwrite each other out of order.
+        stage = Progress(Stage.WAITING, position=position) if position else Progress(Stage.QUEUED)
+        await self._observer.progress(job, stage)
+
+    async def _show(
+        self,
+        bot: Bot,
+        origin: Origin,
+        status: Message | None,
+        text: str,
+        markup: InlineKeyboardMarkup | None,
+    ) -> Message:
+        if status is not None:
+            edited = await bot.edit_message_text(
+                text=text,
+                chat_id=status.chat.id,
+                message_id=status.message_id,
+                reply_markup=markup,
+            )
+            return edited if isinstance(edited, Message) else status
+        return await bot.send_message(
+            origin.chat_id,
+            text,
+            reply_markup=markup,
+            reply_parameters=origin.reply(),
+            message_thread_id=origin.thread_id,
+        )
+
+
+def _new_job(origin: Origin, params: JobParams) -> NewJob:
+    return NewJob(
+        bot_id=origin.bot_id,
+        chat_id=origin.chat_id,
+        user_id=origin.user_id,
+        params=params,
+        language=origin.language,
+        request_message_id=origin.request_message_id,
+        thread_id=origin.thread_id,
+    )
