@@ -40,9 +40,9 @@ class Stack:
         return self.tg.user(user_id, first_name=kwargs.pop("first_name", "Alice"), **kwargs)
 
     async def wait_for(
-        self, predicate: Callable[[], Any], what: str = "", timeout: float = 10.0
+        self, predicate: Callable[[], Any], what: str = "", within: float = 10.0
     ) -> Any:
-        return await self.tg.wait_for(predicate, timeout, what=what or None)
+        return await self.tg.wait_for(predicate, within, what=what or None)
 
     async def wait_album(
         self, chat: FakeChat, bot: FakeBot | None = None, count: int = 1
