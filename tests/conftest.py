@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
+from bot.arta.client import ArtaClient
 from bot.storage import Database
+from tests.fakes.arta_server import FakeArta, FakeClock
 
 
 @pytest.fixture
@@ -22,3 +25,32 @@ async def storage_file_db(tmp_path: Path) -> AsyncIterator[Database]:
     """A migrated database in a real file (WAL mode, as in production)."""
     async with await Database.open(tmp_path / "data" / "bot.sqlite3") as db:
         yield db
+
+
+# -- ARTA provider ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def arta_clock() -> FakeClock:
+    """A hand-driven clock shared by the fake ARTA and clients under test."""
+    return FakeClock()
+
+
+@pytest.fixture
+async def fake_arta(arta_clock: FakeClock) -> AsyncIterator[FakeArta]:
+    """A started fake ARTA whose tokens age on `arta_clock`."""
+    async with FakeArta(clock=arta_clock) as fake:
+        yield fake
+
+
+@pytest.fixture
+async def arta_client(fake_arta: FakeArta, arta_clock: FakeClock) -> AsyncIterator[ArtaClient]:
+    """A client aimed at `fake_arta` whose clock and sleep are `arta_clock`: no real waiting."""
+    client = ArtaClient(
+        fake_arta.settings(poll_min_interval=1.0, poll_max_interval=10.0),
+        clock=arta_clock,
+        sleep=arta_clock.sleep,
+        rng=random.Random(7),
+    )
+    async with client:
+        yield client

@@ -71,7 +71,7 @@ MODELS: tuple[str, ...] = (
 DEFAULT_MODEL = "Flux"
 
 # Names people know from gpt4free and from the models' own families. Spelling variants
-# (case, spaces, '-', '_') need no entry here: every key goes through `_key` first.
+# (case, spaces, '-', '_', '.') need no entry here: every key goes through `_key` first.
 _EXTRA_ALIASES: Mapping[str, str] = {
     "flux-pro": "F Pro",
     "flux-dev": "F Dev",
@@ -89,7 +89,7 @@ MAX_SLUG_LENGTH = 24
 def resolve_model(name: str) -> str:
     """Return the API name for any reasonable spelling of a model or alias."""
     key = _key(name)
-    found = _BY_KEY.get(key)
+    found = _BY_KEY.get(key) or _BY_SLUG.get(name.strip())
     if found is not None:
         return found
     raise UnknownModelError(name, suggest_models(name))
@@ -128,8 +128,9 @@ def model_from_slug(slug: str) -> str | None:
 
 
 def _key(name: str) -> str:
-    # Case, spaces, '-' and '_' carry no meaning in a model name: "flux_pro" == "Flux-Pro".
-    return re.sub(r"[\s_\-]+", "", name.strip().lower())
+    # Case, spaces, '-', '_' and '.' carry no meaning in a model name: "flux_pro" == "Flux-Pro",
+    # "sdxl-1-0" == "SDXL 1.0".
+    return re.sub(r"[\s_\-.]+", "", name.strip().lower())
 
 
 def _slugify(api_name: str) -> str:

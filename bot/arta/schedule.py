@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from statistics import median
 
 # Reports put Flux on ARTA at 10-30 s; with nothing learned yet, assume a job of 15 s that
-# cannot be ready before 4 s.
-DEFAULT_EARLIEST_SECONDS = 4.0
+# cannot be ready before 6 s.
+DEFAULT_EARLIEST_SECONDS = 6.0
 DEFAULT_TYPICAL_SECONDS = 15.0
 # Accepted delay in noticing a finished job, as a share of its age (or typical duration).
 LATENCY_SHARE = 0.12

@@ -187,6 +187,12 @@ class FakeArta:
         self.scripts_by_prompt: dict[str, RecordScript] = {}
         # Real seconds every submit/status answer waits first (e.g. to trip client timeouts).
         self.latency = 0.0
+        # Styles the service accepts; narrow it to play a service that retired a model.
+        self.styles: set[str] = set(STYLES)
+        # Answer 401 to every API call, even with a fresh token (an account ban, say).
+        self.always_unauthorized = False
+        # Serve pictures chunked, without Content-Length, to exercise streaming size caps.
+        self.chunked_images = False
 
         # Counters and what was received, for assertions.
         self.signups = 0
@@ -402,7 +408,7 @@ class FakeArta:
             if fault == "no_record_id":
                 return web.json_response({"status": "IN_QUEUE"})
             return _fault_response(request, fault)
-        errors = _validate(form)
+        errors = _validate(form, self.styles)
         if errors:
             return web.json_response({"detail": errors}, status=422)
         record = self._create_record(form)
@@ -425,14 +431,23 @@ class FakeArta:
             self.done_at.setdefault(record_id, self.clock())
         return web.json_response(self._status_body(record, status))
 
-    async def _image(self, request: web.Request) -> web.Response:
+    async def _image(self, request: web.Request) -> web.StreamResponse:
         name = request.match_info["name"]
         self.image_requests[name] += 1
         found = self.images.get(name)
         if found is None:
             return web.Response(status=404, text="not found")
         data, content_type = found
-        return web.Response(body=data, content_type=content_type)
+        if not self.chunked_images:
+            return web.Response(body=data, content_type=content_type)
+        response = web.StreamResponse()
+        response.content_type = content_type
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        for start in range(0, len(data), 4096):
+            await response.write(data[start : start + 4096])
+        await response.write_eof()
+        return response
 
     # -- helpers ---------------------------------------------------------------------------
 
@@ -446,6 +461,8 @@ class FakeArta:
         header = request.headers.get("Authorization", "")
         self.auth_headers.append(header)
         expiry = self._id_tokens.get(header)
+        if self.always_unauthorized:
+            return False
         return expiry is not None and self.clock() < expiry
 
     def _create_record(self, form: dict[str, str]) -> FakeRecord:
@@ -529,7 +546,7 @@ def _stage(progress: float, queue: float, running: float, *, strict: bool = Fals
     return 1 if progress <= queue + running else 2
 
 
-def _validate(form: dict[str, str]) -> list[dict[str, Any]]:
+def _validate(form: dict[str, str], styles: set[str]) -> list[dict[str, Any]]:
     """FastAPI/pydantic-v2-shaped errors for the text2image form, all of them at once."""
     errors: list[dict[str, Any]] = []
 
@@ -547,7 +564,7 @@ def _validate(form: dict[str, str]) -> list[dict[str, Any]]:
         error(
             "prompt", "string_too_short", "String should have at least 1 character", min_length=1
         )
-    if "style" in form and form["style"] not in STYLES:
+    if "style" in form and form["style"] not in styles:
         error("style", "value_error", f"Value error, Style '{form['style']}' is not supported")
     if "aspect_ratio" in form and form["aspect_ratio"] not in ASPECT_RATIOS:
         ratio = form["aspect_ratio"]
