@@ -11,6 +11,7 @@ import pytest
 from bot.arta.client import ArtaClient
 from bot.storage import Database
 from tests.fakes.arta_server import FakeArta, FakeClock
+from tests.fakes.telegram_api import FakeTelegram
 
 
 @pytest.fixture
@@ -54,3 +55,10 @@ async def arta_client(fake_arta: FakeArta, arta_clock: FakeClock) -> AsyncIterat
     )
     async with client:
         yield client
+
+
+@pytest.fixture
+async def fake_telegram() -> AsyncIterator[FakeTelegram]:
+    """A fake Telegram Bot API on 127.0.0.1; add bots with fake_telegram.add_bot(...)."""
+    async with FakeTelegram() as fake:
+        yield fake

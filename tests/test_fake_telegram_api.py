@@ -7,7 +7,10 @@ be rejected by Telegram for the same reason.
 from __future__ import annotations
 
 import asyncio
+import re
+import sys
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 from aiogram import Bot, Dispatcher
@@ -34,11 +37,13 @@ from aiogram.types import (
     Message,
     ReplyParameters,
 )
+from aiogram.utils.backoff import BackoffConfig
 from aiohttp import ClientSession, web
 
 from tests.fakes.telegram_api import FakeBot, FakeChat, FakeTelegram, FakeUser
 
 TOKEN = "123456:test-token"
+REPOSITORY = Path(__file__).resolve().parent.parent
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 64
 
@@ -54,9 +59,8 @@ class ManualClock:
 
 
 @pytest.fixture
-async def fake() -> AsyncIterator[FakeTelegram]:
-    async with FakeTelegram() as server:
-        yield server
+def fake(fake_telegram: FakeTelegram) -> FakeTelegram:
+    return fake_telegram
 
 
 @pytest.fixture
@@ -828,3 +832,62 @@ async def test_control_api_lets_another_process_play_users(
     assert update.message is not None and update.message.message_id == sent["message_id"]
     assert [c["params"]["text"] for c in calls] == ["welcome"]
     assert [m.get("text") for m in shown] == ["/start", "welcome"]
+
+
+async def test_polling_survives_getupdates_failures_and_a_dropped_connection(
+    fake: FakeTelegram, tg_bot: FakeBot, chat: FakeChat, alice: FakeUser
+) -> None:
+    bot = Bot(TOKEN, session=fake.session())
+    dp = Dispatcher()
+
+    @dp.message()
+    async def echo(message: Message) -> None:
+        await message.answer(f"echo: {message.text}")
+
+    fake.fail_next("getUpdates", error_code=500, count=2)
+    fake.drop_connection_next("getUpdates")
+    fake.send_text(tg_bot, chat, alice, "still there?")
+    # aiogram sleeps between failed polls (1 s at first by default); a test makes it tiny.
+    fast = BackoffConfig(min_delay=0.001, max_delay=0.01, factor=1.5, jitter=0.0)
+    polling = asyncio.create_task(dp.start_polling(bot, handle_signals=False, backoff_config=fast))
+
+    await fake.wait_for(
+        lambda: any(m.text == "echo: still there?" for m in fake.messages(tg_bot, chat))
+    )
+    await dp.stop_polling()
+    await asyncio.wait_for(polling, 5)
+    assert [c.ok for c in fake.calls("getUpdates")][:4] == [False, False, False, True]
+
+
+async def test_standalone_server_serves_another_process() -> None:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "tests.fakes.telegram_api",
+        "--port",
+        "0",
+        "--token",
+        "4242:standalone",
+        cwd=REPOSITORY,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    try:
+        assert process.stdout is not None
+        line = (await asyncio.wait_for(process.stdout.readline(), 30)).decode()
+        base_url = re.search(r"http://\S+", line)
+        assert base_url, line
+        bot = Bot("4242:standalone", session=FakeTelegram.session_for(base_url[0]))
+        async with ClientSession(base_url[0]) as http:
+            await http.post(
+                "/_fake/send_text", json={"bot_id": 4242, "user_id": 7, "text": "/start"}
+            )
+            me = await bot.get_me()
+            [update] = await bot.get_updates(timeout=0)
+        await bot.session.close()
+    finally:
+        process.terminate()
+        await asyncio.wait_for(process.wait(), 10)
+
+    assert me.id == 4242
+    assert update.message is not None and update.message.text == "/start"
+    assert process.returncode == 0

@@ -20,11 +20,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import itertools
 import json
 import re
 import secrets
+import signal
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
@@ -259,6 +259,7 @@ class StoredMessage:
     media_group_id: str | None = None
     reply_to_message_id: int | None = None
     created_by: ApiCall | None = None  # None for messages sent by users
+    edit_date: int | None = None
     edits: list[tuple[MessageState, ApiCall]] = field(default_factory=list)  # previous states
     deleted: bool = False
 
@@ -315,8 +316,8 @@ class StoredMessage:
             data["media_group_id"] = self.media_group_id
         if self.reply_markup and "inline_keyboard" in self.reply_markup:
             data["reply_markup"] = self.reply_markup
-        if self.edits:
-            data["edit_date"] = self.date
+        if self.edit_date is not None:
+            data["edit_date"] = self.edit_date
         if with_reply is not None:
             data["reply_to_message"] = with_reply.to_api()
         return data
@@ -468,7 +469,12 @@ class FakeTelegram:
         return f"http://{self.host}:{self.port}"
 
     def session(self, **kwargs: Any) -> Any:
-        """An aiogram AiohttpSession pointed at this fake (pass as Bot(..., session=...)).
+        """An aiogram AiohttpSession pointed at this fake (pass as Bot(..., session=...))."""
+        return self.session_for(self.base_url, **kwargs)
+
+    @staticmethod
+    def session_for(base_url: str, **kwargs: Any) -> Any:
+        """An aiogram AiohttpSession for a fake at `base_url` (e.g. one in another process).
 
         Closing it skips aiogram's 250 ms wait for SSL connections, which plain HTTP on
         127.0.0.1 does not have, so tests do not pay a quarter second per bot."""
@@ -480,7 +486,7 @@ class FakeTelegram:
                 if self._session is not None and not self._session.closed:
                     await self._session.close()
 
-        return LocalSession(api=TelegramAPIServer.from_base(self.base_url), **kwargs)
+        return LocalSession(api=TelegramAPIServer.from_base(base_url), **kwargs)
 
     # ----------------------------------------------------------------- world set-up
 
@@ -792,6 +798,11 @@ class FakeTelegram:
             if handler is None:
                 raise ApiError(404, "Not Found")
             result = await handler(bot, params, files, call)
+        except asyncio.CancelledError:
+            # The client went away (a long poll cut short by shutdown, or a client timeout).
+            call.ok, call.description = False, "cancelled: the client disconnected"
+            self._wake()
+            raise
         except ApiError as error:
             call.ok, call.error_code, call.description = False, error.error_code, error.description
             self._wake()
@@ -1131,6 +1142,7 @@ class FakeTelegram:
         if after == before:
             raise ApiError(400, NOT_MODIFIED)
         message.edits.append((before, call))
+        message.edit_date = int(self.wall_clock())
         message.text, message.caption = after.text, after.caption
         message.entities, message.reply_markup = after.entities, after.reply_markup
         return message.to_api()
@@ -1397,6 +1409,7 @@ class FakeTelegram:
         app.router.add_post("/_fake/press", self._control_press)
         app.router.add_get("/_fake/calls", self._control_calls)
         app.router.add_get("/_fake/messages", self._control_messages)
+        app.router.add_post("/_fake/fail_next", self._control_fail_next)
 
     def _control_world(self, body: dict) -> tuple[FakeBot, FakeChat, FakeUser]:
         bot = self.bots[int(body["bot_id"])]
@@ -1421,6 +1434,20 @@ class FakeTelegram:
         except AssertionError as error:
             return web.json_response({"error": str(error)}, status=409)
         return web.json_response({"query_id": query_id})
+
+    async def _control_fail_next(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        if body.get("drop_connection"):
+            self.drop_connection_next(body.get("method", "*"), int(body.get("count", 1)))
+        else:
+            self.fail_next(
+                body.get("method", "*"),
+                error_code=int(body.get("error_code", 429)),
+                retry_after=body.get("retry_after"),
+                count=int(body.get("count", 1)),
+                description=body.get("description"),
+            )
+        return web.json_response({"ok": True})
 
     async def _control_calls(self, request: web.Request) -> web.Response:
         since = int(request.query.get("since", "0"))
@@ -1635,9 +1662,14 @@ async def _serve(args: argparse.Namespace) -> None:
     for token in args.token:
         fake.add_bot(token, username=f"bot{token.split(':', 1)[0]}")
     await fake.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    # The first line tells a supervising process where to connect (useful with --port 0).
     print(f"fake Telegram Bot API on {fake.base_url} for {len(fake.bots)} bot(s)", flush=True)
     try:
-        await asyncio.Event().wait()
+        await stop.wait()
     finally:
         await fake.close()
 
@@ -1647,8 +1679,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8082)
     parser.add_argument("--token", action="append", required=True, help="bot token, repeatable")
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_serve(parser.parse_args(argv)))
+    asyncio.run(_serve(parser.parse_args(argv)))
 
 
 if __name__ == "__main__":
