@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import re
 import sys
+import zlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from aiogram.enums import ParseMode
 from aiogram.exceptions import (
     TelegramBadRequest,
     TelegramConflictError,
+    TelegramEntityTooLarge,
     TelegramForbiddenError,
     TelegramNetworkError,
     TelegramNotFound,
@@ -44,8 +46,29 @@ from tests.fakes.telegram_api import FakeBot, FakeChat, FakeTelegram, FakeUser
 
 TOKEN = "123456:test-token"
 REPOSITORY = Path(__file__).resolve().parent.parent
-PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
-JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 64
+
+
+def png(width: int = 640, height: int = 480) -> bytes:
+    """PNG signature and IHDR: all the fake reads of an image."""
+    ihdr = width.to_bytes(4, "big") + height.to_bytes(4, "big") + bytes([8, 2, 0, 0, 0])
+    chunk = b"IHDR" + ihdr
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + len(ihdr).to_bytes(4, "big")
+        + chunk
+        + zlib.crc32(chunk).to_bytes(4, "big")
+    )
+
+
+def jpeg(width: int, height: int) -> bytes:
+    """SOI, an APP0 segment and a SOF0 frame header with the size."""
+    app0 = b"\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00"
+    sof0 = b"\xff\xc0\x00\x11\x08" + height.to_bytes(2, "big") + width.to_bytes(2, "big")
+    return b"\xff\xd8" + app0 + sof0 + b"\x03" + b"\x00" * 9 + b"\xff\xd9"
+
+
+PNG = png()
+JPEG = jpeg(1024, 768)
 
 
 class ManualClock:
@@ -365,6 +388,7 @@ async def test_uploaded_photo_is_stored_with_size_spoiler_and_caption(
     )
 
     assert message.photo and message.has_media_spoiler
+    assert (message.photo[-1].width, message.photo[-1].height) == (1024, 768)
     stored = fake.last_message(tg_bot, chat)
     assert stored is not None and stored.file is not None
     assert (stored.media_kind, stored.file.size, stored.file.source) == (
@@ -382,6 +406,24 @@ async def test_uploaded_photo_is_stored_with_size_spoiler_and_caption(
 async def test_uploaded_photo_must_be_an_image(bot: Bot, chat: FakeChat) -> None:
     with pytest.raises(TelegramBadRequest, match="IMAGE_PROCESS_FAILED"):
         await bot.send_photo(chat.id, BufferedInputFile(b"%PDF-1.7 not an image", "a.jpg"))
+
+
+@pytest.mark.parametrize(
+    ("image", "error"),
+    [
+        (png(9000, 1001), "PHOTO_INVALID_DIMENSIONS"),  # width + height over 10000
+        (jpeg(2100, 100), "PHOTO_INVALID_DIMENSIONS"),  # ratio over 20
+        (png() + b"\x00" * (10 * 1024 * 1024), "PHOTO_SAVE_FILE_INVALID"),  # over 10 MB
+    ],
+)
+async def test_photo_size_limits(bot: Bot, chat: FakeChat, image: bytes, error: str) -> None:
+    with pytest.raises(TelegramBadRequest, match=error):
+        await bot.send_photo(chat.id, BufferedInputFile(image, "big.png"))
+
+
+async def test_upload_over_50_mb_is_too_large(bot: Bot, chat: FakeChat) -> None:
+    with pytest.raises(TelegramEntityTooLarge):
+        await bot.send_document(chat.id, BufferedInputFile(b"\x00" * (50 * 1024 * 1024 + 1), "a"))
 
 
 async def test_documents_take_any_bytes(

@@ -42,6 +42,10 @@ CALLBACK_DATA_LIMIT_BYTES = 64
 CALLBACK_ANSWER_TEXT_LIMIT = 200
 ALBUM_MIN, ALBUM_MAX = 2, 10
 COMMANDS_MAX = 100
+PHOTO_MAX_BYTES = 10 * 1024 * 1024
+PHOTO_MAX_WIDTH_PLUS_HEIGHT = 10_000
+PHOTO_MAX_RATIO = 20
+UPLOAD_MAX_BYTES = 50 * 1024 * 1024  # multipart uploads to api.telegram.org
 DESCRIPTION_LIMIT = 512
 SHORT_DESCRIPTION_LIMIT = 120
 # Telegram stops accepting answers to a callback query after some seconds; 15 is a safe model.
@@ -119,7 +123,6 @@ _ADMIN_RIGHTS = (
 )
 _COMMAND_RE = re.compile(r"^[a-z0-9_]{1,32}$")
 _LEADING_COMMAND_RE = re.compile(r"^/[A-Za-z0-9_]{1,32}(@[A-Za-z0-9_]{3,32})?")
-_IMAGE_MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a")
 
 
 # --------------------------------------------------------------------------- data
@@ -228,6 +231,8 @@ class StoredFile:
     source: str  # "upload", "url" or "file_id"
     url: str | None = None
     file_name: str | None = None
+    width: int = 0  # for photos, read from the image header
+    height: int = 0
 
 
 @dataclass
@@ -294,8 +299,8 @@ class StoredMessage:
                     {
                         "file_id": self.file.file_id,
                         "file_unique_id": self.file.file_unique_id,
-                        "width": 1024,
-                        "height": 1024,
+                        "width": self.file.width,
+                        "height": self.file.height,
                         "file_size": self.file.size,
                     }
                 ]
@@ -438,7 +443,8 @@ class FakeTelegram:
     # ----------------------------------------------------------------- lifecycle
 
     async def start(self) -> FakeTelegram:
-        app = web.Application(client_max_size=60 * 1024 * 1024)
+        # Accept more than Telegram does, so an oversized upload gets Telegram's JSON 413.
+        app = web.Application(client_max_size=2 * UPLOAD_MAX_BYTES)
         app.router.add_route("*", "/bot{token}/{method}", self._handle)
         self._add_control_routes(app)
         # handler_cancellation: a long poll whose client went away must not linger.
@@ -777,13 +783,16 @@ class FakeTelegram:
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         token = request.match_info["token"]
         method = request.match_info["method"]
-        params, files = await _read_params(request)
         bot = self._tokens.get(token)
-        call = ApiCall(bot.id if bot else None, method, params, {}, self.clock())
-        call.files = {name: len(data) for name, (_, data) in files.items()}
+        call = ApiCall(bot.id if bot else None, method, {}, {}, self.clock())
         self.api_calls.append(call)
-        self._wake()  # waiters may be watching for a request to arrive (a long poll starting)
         try:
+            params, files = await _read_params(request)
+            call.params = params
+            call.files = {name: len(data) for name, (_, data) in files.items()}
+            if sum(call.files.values()) > UPLOAD_MAX_BYTES:
+                raise ApiError(413, "Request Entity Too Large")
+            self._wake()  # waiters may watch for a request to arrive (a long poll starting)
             if bot is None:
                 raise ApiError(401, "Unauthorized")
             fault = self._take_fault(bot, method)
@@ -1253,8 +1262,8 @@ class FakeTelegram:
     # ----------------------------------------------------------------- helpers
 
     def _known_chat(self, bot: FakeBot, params: dict) -> FakeChat:
-        chat_id = _int(params, "chat_id")
-        chat = self.chats.get(chat_id) if chat_id is not None else None
+        chat_id = params.get("chat_id")
+        chat = self.chats.get(chat_id) if isinstance(chat_id, int) else None  # "@name" too
         if chat is None:
             raise bad_request("chat not found")
         return chat
@@ -1373,11 +1382,9 @@ class FakeTelegram:
             return self._accept_upload(kind, filename, data)
         if value.startswith(("http://", "https://")):
             data = await self._fetch(value)
-            if kind == "photo" and not _looks_like_image(data):
+            if kind == "photo" and _image_size(data) is None:
                 raise bad_request("wrong type of the web page content")
-            return self._new_file(
-                kind, len(data), "url", url=value, file_name=value.rsplit("/", 1)[-1] or None
-            )
+            return self._accept_file(kind, data, "url", url=value, name=value.rsplit("/", 1)[-1])
         known = self.files.get(value)
         if known is None or known.kind != kind:
             raise bad_request("wrong file identifier/HTTP URL specified")
@@ -1386,9 +1393,27 @@ class FakeTelegram:
     def _accept_upload(self, kind: str, filename: str, data: bytes) -> StoredFile:
         if not data:
             raise bad_request("file must be non-empty")
-        if kind == "photo" and not _looks_like_image(data):
+        if kind == "photo" and _image_size(data) is None:
             raise bad_request("IMAGE_PROCESS_FAILED")
-        return self._new_file(kind, len(data), "upload", file_name=filename)
+        return self._accept_file(kind, data, "upload", name=filename)
+
+    def _accept_file(
+        self, kind: str, data: bytes, source: str, url: str | None = None, name: str = ""
+    ) -> StoredFile:
+        width, height = 0, 0
+        if kind == "photo":
+            # https://core.telegram.org/bots/api#sendphoto: at most 10 MB, width + height at
+            # most 10000, and a width/height ratio of at most 20.
+            if len(data) > PHOTO_MAX_BYTES:
+                raise bad_request("PHOTO_SAVE_FILE_INVALID")
+            width, height = _image_size(data) or (0, 0)
+            if width + height > PHOTO_MAX_WIDTH_PLUS_HEIGHT or max(
+                width, height
+            ) > PHOTO_MAX_RATIO * min(width, height):
+                raise bad_request("PHOTO_INVALID_DIMENSIONS")
+        stored = self._new_file(kind, len(data), source, url=url, file_name=name or None)
+        stored.width, stored.height = width, height
+        return stored
 
     async def _fetch(self, url: str) -> bytes:
         if self.refuse_urls or self._http is None:
@@ -1644,10 +1669,54 @@ def _check_inline_button(button: dict) -> None:
         raise bad_request("BUTTON_URL_INVALID")
 
 
-def _looks_like_image(data: bytes) -> bool:
-    if data.startswith(_IMAGE_MAGIC):
-        return True
-    return data[:4] == b"RIFF" and data[8:12] == b"WEBP"
+def _image_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) of a JPEG, PNG, GIF or WEBP image, or None if it is not one."""
+    size = None
+    if data.startswith(b"\x89PNG\r\n\x1a\n") and len(data) >= 24:
+        size = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    elif data[:6] in (b"GIF87a", b"GIF89a") and len(data) >= 10:
+        size = int.from_bytes(data[6:8], "little"), int.from_bytes(data[8:10], "little")
+    elif data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        size = _webp_size(data)
+    elif data.startswith(b"\xff\xd8"):
+        size = _jpeg_size(data)
+    if size is None or min(size) <= 0:
+        return None
+    return size
+
+
+def _jpeg_size(data: bytes) -> tuple[int, int] | None:
+    i = 2
+    while i + 9 < len(data):
+        if data[i] != 0xFF:
+            return None
+        marker = data[i + 1]
+        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:
+            i += 2
+            continue
+        length = int.from_bytes(data[i + 2 : i + 4], "big")
+        # SOF0..SOF15 carry the frame size, except DHT (C4), JPG (C8) and DAC (CC).
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+            height = int.from_bytes(data[i + 5 : i + 7], "big")
+            width = int.from_bytes(data[i + 7 : i + 9], "big")
+            return width, height
+        i += 2 + length
+    return None
+
+
+def _webp_size(data: bytes) -> tuple[int, int] | None:
+    chunk = data[12:16]
+    if chunk == b"VP8X" and len(data) >= 30:
+        return 1 + int.from_bytes(data[24:27], "little"), 1 + int.from_bytes(data[27:30], "little")
+    if chunk == b"VP8 " and len(data) >= 30:
+        return (
+            int.from_bytes(data[26:28], "little") & 0x3FFF,
+            int.from_bytes(data[28:30], "little") & 0x3FFF,
+        )
+    if chunk == b"VP8L" and len(data) >= 25:
+        bits = int.from_bytes(data[21:25], "little")
+        return 1 + (bits & 0x3FFF), 1 + ((bits >> 14) & 0x3FFF)
+    return None
 
 
 def _id(thing: FakeUser | FakeChat | int) -> int:
