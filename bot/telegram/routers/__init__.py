@@ -1,4 +1,7 @@
-"""One router per feature; `all_routers` is the order the dispatcher tries them in."""
+"""One router per feature; `all_routers` is the order the dispatcher tries them in.
+
+Each call builds new routers, so several dispatchers (an app restarted in one process,
+or tests) can each have their own."""
 
 from __future__ import annotations
 
@@ -20,13 +23,13 @@ from bot.telegram.routers import (
 def all_routers() -> list[Router]:
     # expired_buttons goes last: it answers callback data no other router understood.
     return [
-        start.router,
-        imagine.router,
-        picker.router,
-        job_buttons.router,
-        settings.router,
-        history.router,
-        admin.router,
-        errors.router,
-        expired_buttons.router,
+        start.make_router(),
+        imagine.make_router(),
+        picker.make_router(),
+        job_buttons.make_router(),
+        settings.make_router(),
+        history.make_router(),
+        admin.make_router(),
+        errors.make_router(),
+        expired_buttons.make_router(),
     ]

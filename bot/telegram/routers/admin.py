@@ -14,10 +14,14 @@ from bot.jobs.runner import JobRunner
 from bot.storage.jobs_repo import JobRepository
 from bot.telegram import texts
 
-router = Router(name="admin")
+
+def make_router() -> Router:
+    # A new Router per call: aiogram attaches a router to one dispatcher only.
+    router = Router(name="admin")
+    router.message(Command("stats"), F.from_user)(show_stats)
+    return router
 
 
-@router.message(Command("stats"), F.from_user)
 async def show_stats(
     message: Message, config: Config, jobs: JobRepository, runner: JobRunner
 ) -> None:

@@ -12,10 +12,15 @@ from aiogram.types import ErrorEvent
 from bot.telegram import texts
 
 log = logging.getLogger(__name__)
-router = Router(name="errors")
 
 
-@router.errors()
+def make_router() -> Router:
+    # A new Router per call: aiogram attaches a router to one dispatcher only.
+    router = Router(name="errors")
+    router.errors()(report_error)
+    return router
+
+
 async def report_error(event: ErrorEvent) -> None:
     update = event.update
     log.error(

@@ -8,9 +8,13 @@ from aiogram.types import CallbackQuery
 
 from bot.telegram import texts
 
-router = Router(name="expired_buttons")
+
+def make_router() -> Router:
+    # A new Router per call: aiogram attaches a router to one dispatcher only.
+    router = Router(name="expired_buttons")
+    router.callback_query()(answer_unknown_button)
+    return router
 
 
-@router.callback_query()
 async def answer_unknown_button(callback: CallbackQuery) -> None:
     await callback.answer(texts.button_expired(), show_alert=True)

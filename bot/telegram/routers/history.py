@@ -10,7 +10,14 @@ from bot.storage.jobs_repo import JobRepository
 from bot.storage.records import JobState
 from bot.telegram import keyboards, texts
 
-router = Router(name="history")
+
+def make_router() -> Router:
+    # A new Router per call: aiogram attaches a router to one dispatcher only.
+    router = Router(name="history")
+    router.message(Command("history"), F.from_user)(show_history)
+    return router
+
+
 HISTORY_SIZE = 10
 _STATE_MARKS = {
     JobState.DONE: "✅",
@@ -20,7 +27,6 @@ _STATE_MARKS = {
 }
 
 
-@router.message(Command("history"), F.from_user)
 async def show_history(message: Message, bot: Bot, jobs: JobRepository) -> None:
     assert message.from_user is not None
     recent = await jobs.recent_for_user(bot.id, message.from_user.id, limit=HISTORY_SIZE)

@@ -18,11 +18,17 @@ from bot.telegram.imagine_args import ArgumentError, ImagineArgs, parse_imagine
 from bot.telegram.origin import origin_of_message
 from bot.telegram.starter import JobStarter
 
-router = Router(name="imagine")
+
+def make_router() -> Router:
+    # A new Router per call: aiogram attaches a router to one dispatcher only.
+    router = Router(name="imagine")
+    router.message(Command("imagine"), F.from_user)(imagine)
+    return router
+
+
 _T = TypeVar("_T")
 
 
-@router.message(Command("imagine"), F.from_user)
 async def imagine(
     message: Message,
     command: CommandObject,

@@ -20,10 +20,14 @@ from bot.telegram.permissions import may_press
 from bot.telegram.routers.imagine import default_model_of
 from bot.telegram.starter import JobStarter
 
-router = Router(name="job_buttons")
+
+def make_router() -> Router:
+    # A new Router per call: aiogram attaches a router to one dispatcher only.
+    router = Router(name="job_buttons")
+    router.callback_query(JobCb.filter())(press_job_button)
+    return router
 
 
-@router.callback_query(JobCb.filter())
 async def press_job_button(
     callback: CallbackQuery,
     callback_data: JobCb,

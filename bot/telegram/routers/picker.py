@@ -17,10 +17,15 @@ from bot.telegram.permissions import may_press
 from bot.telegram.routers.imagine import default_model_of
 from bot.telegram.starter import JobStarter
 
-router = Router(name="picker")
+
+def make_router() -> Router:
+    # A new Router per call: aiogram attaches a router to one dispatcher only.
+    router = Router(name="picker")
+    router.message(Command("models"), F.from_user)(show_default_picker)
+    router.callback_query(PickerCb.filter())(press_picker)
+    return router
 
 
-@router.message(Command("models"), F.from_user)
 async def show_default_picker(
     message: Message, config: Config, user_settings: UserSettings
 ) -> None:
@@ -38,7 +43,6 @@ async def show_default_picker(
     )
 
 
-@router.callback_query(PickerCb.filter())
 async def press_picker(
     callback: CallbackQuery,
     callback_data: PickerCb,

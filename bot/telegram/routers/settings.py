@@ -25,13 +25,20 @@ from bot.telegram.i18n import locale_for
 from bot.telegram.permissions import may_press
 from bot.telegram.routers.imagine import default_model_of
 
-router = Router(name="settings")
+
+def make_router() -> Router:
+    # A new Router per call: aiogram attaches a router to one dispatcher only.
+    router = Router(name="settings")
+    router.message(Command("settings"), F.from_user)(show_settings)
+    router.callback_query(SettingsCb.filter())(press_settings)
+    return router
+
+
 _LANGUAGES = ("en", "ru", "auto")
 _NEGATIVE_OFF = {"off", "none", "-", "нет", "выкл"}
 _NEGATIVE_DEFAULT = {"default", "reset", "сброс"}
 
 
-@router.message(Command("settings"), F.from_user)
 async def show_settings(
     message: Message,
     command: CommandObject,
@@ -60,7 +67,6 @@ async def show_settings(
     )
 
 
-@router.callback_query(SettingsCb.filter())
 async def press_settings(
     callback: CallbackQuery,
     callback_data: SettingsCb,

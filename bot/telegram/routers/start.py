@@ -8,11 +8,15 @@ from aiogram.types import Message
 
 from bot.telegram import texts
 
-router = Router(name="start")
+
+def make_router() -> Router:
+    # A new Router per call: aiogram attaches a router to one dispatcher only.
+    router = Router(name="start")
+    router.message(Command("help"))(show_help)
+    router.message(CommandStart())(show_help)
+    return router
 
 
-@router.message(CommandStart())
-@router.message(Command("help"))
 async def show_help(message: Message, bot: Bot) -> None:
     me = await bot.me()
     await message.answer(texts.help_text(me.username or ""))
