@@ -1,0 +1,101 @@
+"""The production entry point (`python -m bot`) in its own process, for tests that kill it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+from bot.config import ENVIRONMENT_KEYS
+from tests.fakes.arta_server import API_PATH, REFRESH_PATH, SIGNUP_PATH, FakeArta
+from tests.fakes.telegram_api import FakeTelegram
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def write_config(
+    path: Path, tg: FakeTelegram, arta: FakeArta, tokens: tuple[str, ...], **sections: Any
+) -> Path:
+    """A config.toml aimed at the fakes; `sections` add or override keys per table."""
+    tables: dict[str, dict[str, Any]] = {
+        "telegram": {"tokens": ",".join(tokens), "api_url": tg.base_url},
+        "arta": {
+            "auth_url": f"{arta.base_url}{SIGNUP_PATH}",
+            "refresh_url": f"{arta.base_url}{REFRESH_PATH}",
+            "api_url": f"{arta.base_url}{API_PATH}",
+            "poll_min_interval": 0.01,
+            "poll_max_interval": 0.05,
+        },
+        "database": {"path": str(path.parent / "bot.db")},
+        "limits": {"status_edit_interval": 0},
+        "log": {"level": "INFO"},
+    }
+    for name, values in sections.items():
+        tables.setdefault(name, {}).update(values)
+    lines: list[str] = []
+    for name, values in tables.items():
+        lines.append(f"[{name}]")
+        # JSON strings, numbers and lists of numbers are valid TOML values.
+        lines.extend(f"{key} = {json.dumps(value)}" for key, value in values.items())
+        lines.append("")
+    path.write_text("\n".join(lines))
+    return path
+
+
+class BotProcess:
+    def __init__(self, config: Path, env: dict[str, str] | None = None) -> None:
+        self._config = config
+        self._env = env
+        self._process: asyncio.subprocess.Process | None = None
+        self.stderr = b""
+
+    async def start(self) -> BotProcess:
+        # The test's own settings must not leak into the child: only the config file counts.
+        env = {k: v for k, v in os.environ.items() if k not in ENVIRONMENT_KEYS}
+        env.update(self._env or {})
+        env["PYTHONPATH"] = str(ROOT)
+        self._process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "bot",
+            "--config",
+            str(self._config),
+            cwd=self._config.parent,
+            env=env,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        return self
+
+    def kill(self) -> None:
+        assert self._process is not None
+        self._process.send_signal(signal.SIGKILL)
+
+    def terminate(self) -> None:
+        assert self._process is not None
+        self._process.send_signal(signal.SIGTERM)
+
+    async def wait(self, within: float = 15.0) -> int:
+        assert self._process is not None
+        async with asyncio.timeout(within):
+            _, stderr = await self._process.communicate()
+        self.stderr += stderr or b""
+        assert self._process.returncode is not None
+        return self._process.returncode
+
+    @property
+    def log(self) -> str:
+        return self.stderr.decode(errors="replace")
+
+    async def __aenter__(self) -> BotProcess:
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._process is not None and self._process.returncode is None:
+            self.kill()
+            await self.wait()
