@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from bot.storage import LATEST_VERSION, Database, SchemaTooNewError, migrate, schema_version
+from bot.storage.jobs_repo import JobRepository
 from bot.storage.migrations import MIGRATIONS, Migration
 
 
@@ -26,6 +27,7 @@ async def test_an_empty_database_gets_every_table_and_index(storage_db: Database
         "jobs_unfinished",
         "jobs_by_user",
         "jobs_by_created",
+        "jobs_by_request",
     }
     assert await schema_version(storage_db) == LATEST_VERSION == MIGRATIONS[-1].version
 
@@ -85,3 +87,21 @@ async def test_steps_out_of_order_are_refused_before_anything_runs() -> None:
         with pytest.raises(ValueError, match="in order"):
             await migrate(db, (_COUNTING_STEPS[1], _COUNTING_STEPS[0]))
         assert await schema_version(db) == 0
+
+
+async def test_a_version_1_database_is_upgraded_in_place_keeping_its_jobs(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    db = await Database.open(path, run_migrations=False)
+    assert await migrate(db, MIGRATIONS[:1]) == [1]
+    async with db.transaction() as conn:
+        await conn.execute(
+            "INSERT INTO jobs (bot_id, chat_id, user_id, state, language, prompt, model,"
+            " negative_prompt, aspect_ratio, images, steps, cfg, as_files, created_at,"
+            " request_message_id) VALUES (1, 2, 3, 'queued', 'en', 'p', 'Flux', '', '1:1',"
+            " 1, 30, 7, 0, 0, 42)"
+        )
+    await db.close()
+    async with await Database.open(path) as upgraded:
+        assert await schema_version(upgraded) == LATEST_VERSION
+        job = await JobRepository(upgraded).find_by_request(1, 2, 42)
+        assert job is not None and job.params.prompt == "p"

@@ -205,6 +205,19 @@ class JobRepository:
             )
         return [_job_from_row(row) for row in rows]
 
+    async def find_by_request(
+        self, bot_id: int, chat_id: int, request_message_id: int
+    ) -> JobRecord | None:
+        """The job (or draft) a user's message already started, if any."""
+        async with self._db.reading() as conn:
+            rows = await conn.execute_fetchall(
+                "SELECT * FROM jobs WHERE bot_id = ? AND chat_id = ? AND request_message_id = ?"
+                " ORDER BY id LIMIT 1",
+                (bot_id, chat_id, request_message_id),
+            )
+        row = next(iter(rows), None)
+        return None if row is None else _job_from_row(row)
+
     async def count_active_for_user(self, bot_id: int, user_id: int) -> int:
         async with self._db.reading() as conn:
             rows = await conn.execute_fetchall(

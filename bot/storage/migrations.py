@@ -120,6 +120,18 @@ MIGRATIONS: tuple[Migration, ...] = (
             """,
         ),
     ),
+    Migration(
+        2,
+        "find a job by the message that asked for it",
+        (
+            # After a crash Telegram sends the last updates again; this finds the job an
+            # /imagine message already made, so a redelivered command makes no second job.
+            """
+            CREATE INDEX jobs_by_request ON jobs (bot_id, chat_id, request_message_id)
+            WHERE request_message_id IS NOT NULL
+            """,
+        ),
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

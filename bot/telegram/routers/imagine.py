@@ -12,6 +12,7 @@ from aiogram.utils.i18n import I18n
 from bot.arta.catalogue import resolve_model
 from bot.arta.errors import UnknownModelError
 from bot.config import Config
+from bot.storage.jobs_repo import JobRepository
 from bot.storage.records import JobParams, UserSettings
 from bot.telegram import texts
 from bot.telegram.imagine_args import ArgumentError, ImagineArgs, parse_imagine
@@ -37,7 +38,10 @@ async def imagine(
     starter: JobStarter,
     user_settings: UserSettings,
     i18n: I18n,
+    jobs: JobRepository,
 ) -> None:
+    if await jobs.find_by_request(bot.id, message.chat.id, message.message_id) is not None:
+        return  # Telegram sent this message again after a crash; its job already exists
     try:
         args = parse_imagine(command.args or "")
     except ArgumentError as error:
