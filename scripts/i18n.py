@@ -121,7 +121,7 @@ def update(locale: str) -> bool:
 def compile_mo(locale: str) -> bool:
     """Write the locale's messages.mo (fuzzy entries left out, as gettext expects)."""
     path = mo_path(locale)
-    if path.exists() and not _mo_differences(locale):
+    if path.exists() and not mo_differences(locale):
         return False
     buffer = io.BytesIO()
     write_mo(buffer, read_catalog(locale), use_fuzzy=False)
@@ -173,7 +173,7 @@ def catalogue_problems(locale: str, source: dict[object, Message]) -> Iterator[s
                 yield f"{where}: fuzzy (unchecked) translation of {_short(msgid)}"
         for problem in translation_problems(message):
             yield f"{where}: {problem} in the translation of {_short(msgid)}"
-    differences = _mo_differences(locale)
+    differences = mo_differences(locale)
     if differences:
         yield f"{_rel(mo_path(locale))}: {differences}; run: compile"
 
@@ -323,7 +323,7 @@ def mo_path(locale: str) -> Path:
     return LOCALES / locale / "LC_MESSAGES" / f"{DOMAIN}.mo"
 
 
-def _mo_differences(locale: str) -> str:
+def mo_differences(locale: str) -> str:
     """What the compiled file gets wrong about its .po; empty when they agree."""
     path = mo_path(locale)
     if not path.exists():
@@ -365,7 +365,7 @@ def _source_files() -> Iterable[Path]:
 
 
 def _rel(path: Path) -> str:
-    return path.relative_to(ROOT).as_posix()
+    return path.relative_to(ROOT).as_posix() if path.is_relative_to(ROOT) else path.as_posix()
 
 
 def _short(msgid: object) -> str:
