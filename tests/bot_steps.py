@@ -1,0 +1,84 @@
+"""Small steps the bot's end-to-end tests share: find a button, press it, read the answer.
+
+Buttons are found by what a user reads on them, so a test says "press Next", not which
+callback data that happens to be.
+"""
+
+from __future__ import annotations
+
+from tests.fakes.telegram_api import CallbackQueryRecord, FakeChat, FakeUser, StoredMessage
+from tests.harness import Stack
+
+
+def button_data(message: StoredMessage, label: str) -> str:
+    """The callback data of the one button whose text contains `label`."""
+    found = [b["callback_data"] for b in message.buttons if label in b["text"]]
+    assert len(found) == 1, f"want one button {label!r}, message shows {message.button_texts}"
+    return found[0]
+
+
+def press(stack: Stack, chat: FakeChat, user: FakeUser, message: StoredMessage, label: str) -> str:
+    """`user` presses the button labelled `label` under `message`; returns the query id."""
+    return stack.tg.press(stack.bot, chat, user, message.message_id, button_data(message, label))
+
+
+def press_data(
+    stack: Stack, chat: FakeChat, user: FakeUser, message: StoredMessage, data: str
+) -> str:
+    """A press with any callback data, shown on the message or not: a button from an old
+    version of the bot, or a client forging data (Telegram passes both through)."""
+    bot = stack.bot
+    query_id = f"forged-{len(bot.queries) + 1}"
+    bot.queries[query_id] = CallbackQueryRecord(query_id, message, user, data, stack.tg.clock())
+    stack.tg.push_update(
+        bot,
+        {
+            "callback_query": {
+                "id": query_id,
+                "from": user.to_api(),
+                "message": message.to_api(),
+                "chat_instance": str(abs(chat.id) * 7 + bot.id),
+                "data": data,
+            }
+        },
+    )
+    return query_id
+
+
+async def answer_of(stack: Stack, query_id: str) -> dict:
+    """The bot's answerCallbackQuery for `query_id` (text, show_alert, ...)."""
+    answers = await stack.wait_for(
+        lambda: stack.tg.answers(stack.bot, query_id), f"an answer to query {query_id}"
+    )
+    return answers[0]
+
+
+async def wait_buttons(stack: Stack, message: StoredMessage, label: str) -> StoredMessage:
+    """Wait until `message` shows a button whose text contains `label`."""
+    await stack.wait_for(
+        lambda: any(label in text for text in message.button_texts),
+        f"a {label!r} button on message {message.message_id}",
+    )
+    return message
+
+
+async def wait_picker(stack: Stack, chat: FakeChat, after: int = 0) -> StoredMessage:
+    """The model picker the bot sent into `chat` (the first one after message `after`)."""
+    return await stack.wait_for(
+        lambda: next(
+            (
+                m
+                for m in stack.tg.messages(stack.bot, chat)
+                if m.message_id > after and any(t.startswith("Next") for t in m.button_texts)
+            ),
+            None,
+        ),
+        f"a model picker in chat {chat.id}",
+    )
+
+
+def failed_calls(stack: Stack) -> list[str]:
+    """Bot API calls the fake refused (long polls cut by shutdown aside)."""
+    return [
+        str(c) for c in stack.tg.api_calls if c.ok is False and c.method.lower() != "getupdates"
+    ]
