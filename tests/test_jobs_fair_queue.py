@@ -1,0 +1,55 @@
+"""The fair queue and the per-user rate: pure units, no I/O."""
+
+from __future__ import annotations
+
+from bot.jobs.fair_queue import FairQueue
+from bot.jobs.rate_limit import SlidingWindowLimiter
+
+
+def test_one_users_ten_jobs_do_not_block_another_users_one() -> None:
+    queue: FairQueue[str] = FairQueue()
+    for job_id in range(1, 11):
+        queue.push("greedy", job_id)
+    queue.push("polite", 100)
+    started = [queue.pop(lambda _: True) for _ in range(3)]
+    assert started == [("greedy", 1), ("polite", 100), ("greedy", 2)]
+
+
+def test_positions_follow_the_round_robin_order() -> None:
+    queue: FairQueue[str] = FairQueue()
+    for user, job_id in (("a", 1), ("a", 2), ("a", 3), ("b", 4), ("c", 5), ("c", 6)):
+        queue.push(user, job_id)
+    assert queue.positions() == {1: 1, 4: 2, 5: 3, 2: 4, 6: 5, 3: 6}
+
+
+def test_a_user_at_their_cap_is_skipped_without_losing_their_turn_order() -> None:
+    queue: FairQueue[str] = FairQueue()
+    queue.push("busy", 1)
+    queue.push("free", 2)
+    assert queue.pop(lambda user: user != "busy") == ("free", 2)
+    assert queue.pop(lambda user: user != "busy") is None
+    assert queue.pop(lambda _: True) == ("busy", 1)
+    assert len(queue) == 0
+
+
+def test_removing_a_cancelled_job_keeps_the_rest_in_order() -> None:
+    queue: FairQueue[str] = FairQueue()
+    for job_id in (1, 2, 3):
+        queue.push("a", job_id)
+    assert queue.remove(2)
+    assert not queue.remove(2)
+    assert 2 not in queue
+    assert [queue.pop(lambda _: True) for _ in range(2)] == [("a", 1), ("a", 3)]
+    assert queue.pop(lambda _: True) is None
+
+
+def test_the_rate_limit_says_how_long_to_wait_and_forgets_idle_users() -> None:
+    limiter = SlidingWindowLimiter(limit=2, window=60)
+    assert limiter.retry_after("u", now=0) is None
+    limiter.hit("u", now=0)
+    limiter.hit("u", now=10)
+    assert limiter.retry_after("u", now=20) == 40
+    assert limiter.retry_after("other", now=20) is None
+    assert limiter.retry_after("u", now=60) is None  # the first hit left the window
+    assert limiter.retry_after("u", now=200) is None
+    assert "u" not in limiter._hits
