@@ -385,8 +385,8 @@ async def test_unknown_record_is_a_failed_generation(arta_client: ArtaClient) ->
 
 
 async def test_slow_answers_time_out_instead_of_hanging(fake_arta: FakeArta) -> None:
-    fake_arta.latency = 0.5
-    settings = fake_arta.settings(read_timeout=0.05, request_timeout=0.1)
+    fake_arta.latency = 0.2
+    settings = fake_arta.settings(read_timeout=0.02, request_timeout=0.05)
     async with ArtaClient(settings) as client:
         with pytest.raises(ServiceUnavailableError, match="timed out"):
             await client.submit(GenerationRequest("fox"))

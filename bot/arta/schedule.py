@@ -73,7 +73,7 @@ def transient_backoff(failures: int, limits: PollLimits, jitter: float = 1.0) ->
 class DurationHistory:
     """A rolling window of how long finished jobs took, overall and per model."""
 
-    def __init__(self, window: int = 32, *, min_samples: int = 3) -> None:
+    def __init__(self, window: int = 100, *, min_samples: int = 3) -> None:
         self._window = window
         # A model's own timing is trusted only after a few samples; until then, the overall one.
         self._min_samples = min_samples
