@@ -36,7 +36,8 @@ async def sign_up(fake: FakeArta, http: aiohttp.ClientSession) -> dict[str, Any]
         json={"clientType": "CLIENT_TYPE_ANDROID"},
     ) as response:
         assert response.status == 200
-        return await response.json()
+        body: dict[str, Any] = await response.json()
+        return body
 
 
 async def submit(
@@ -54,7 +55,8 @@ async def status(
     url = fake.settings().status_url_for(record_id)
     async with http.get(url, headers={"Authorization": token}) as response:
         assert response.status == 200
-        return await response.json()
+        answer: dict[str, Any] = await response.json()
+        return answer
 
 
 async def test_sign_up_and_refresh_answer_as_firebase_does(

@@ -235,10 +235,8 @@ class FakeArta:
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
         await site.start()
-        server = site._server  # aiohttp has no public accessor for the bound port
-        if server is None or not server.sockets:
-            raise RuntimeError("the fake ARTA did not bind a socket")
-        self.port = server.sockets[0].getsockname()[1]
+        # With port 0 the OS picked a free port; the runner knows which.
+        self.port = int(self._runner.addresses[0][1])
 
     async def close(self) -> None:
         if self._runner is not None:
