@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from pathlib import Path
 
@@ -20,10 +21,16 @@ def main(argv: list[str] | None = None) -> int:
         "--config",
         help=f"TOML config file (default: {DEFAULT_CONFIG} if present; the environment wins)",
     )
+    parser.add_argument(
+        "--mode", choices=("polling", "webhook"), help="override the config's mode (BOT_MODE)"
+    )
     args = parser.parse_args(argv)
     try:
         config_path = _config_path(args.config)
-        config = load_config(config_path)
+        environ = dict(os.environ)
+        if args.mode:
+            environ["BOT_MODE"] = args.mode
+        config = load_config(config_path, environ)
         tokens = config.require_tokens()
     except ConfigError as error:
         sys.stderr.write(f"config error: {error}\n")
@@ -51,7 +58,7 @@ def _config_path(option: str | None) -> Path | None:
 
 async def _serve(config: Config) -> None:
     app = await BotApp.create(config)
-    await app.run_polling()
+    await app.run()
 
 
 if __name__ == "__main__":

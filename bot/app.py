@@ -5,8 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
+import signal
 import time
 from collections.abc import Callable
+from contextlib import suppress
+from typing import Any
 
 from aiogram import Bot, Dispatcher
 from aiogram.client.default import DefaultBotProperties
@@ -14,6 +18,7 @@ from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import PRODUCTION, TelegramAPIServer
 from aiogram.enums import ParseMode
 from aiogram.exceptions import TelegramAPIError, TelegramUnauthorizedError
+from aiohttp import web
 
 from bot.arta.client import ArtaClient
 from bot.config import Config, ConfigError
@@ -29,6 +34,7 @@ from bot.telegram.middlewares import AccessMiddleware, FloodMiddleware, UserSett
 from bot.telegram.retry import RetryMiddleware
 from bot.telegram.routers import all_routers
 from bot.telegram.starter import JobStarter
+from bot.telegram.webhook import build_web_app, webhook_path
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +83,8 @@ class BotApp:
             runner=self.runner, jobs=self.jobs, observer=self.observer, clock=clock
         )
         self.dispatcher = self._build_dispatcher()
+        self.web_addresses: list[Any] = []
+        self._stop_requested: asyncio.Event | None = None
         self._closed = False
 
     @classmethod
@@ -100,15 +108,91 @@ class BotApp:
             raise
         return app
 
+    async def run(self, *, handle_signals: bool = True) -> None:
+        """Serve in the configured mode until stopped; unfinished jobs stay saved."""
+        if self.config.mode == "webhook":
+            await self.run_webhook(handle_signals=handle_signals)
+        else:
+            await self.run_polling(handle_signals=handle_signals)
+
     async def run_polling(self, *, handle_signals: bool = True) -> None:
-        """Serve until stopped (SIGTERM/SIGINT or stop()); unfinished jobs stay saved."""
         try:
+            for bot in self.bots:
+                # getUpdates is refused while a webhook is set (say, from a webhook deploy).
+                await bot.delete_webhook(drop_pending_updates=False)
             await self.start_services()
             await self.dispatcher.start_polling(
                 *self.bots, handle_signals=handle_signals, close_bot_session=False
             )
         finally:
             await self.close()
+
+    async def run_webhook(self, *, handle_signals: bool = True) -> None:
+        webhook = self.config.webhook
+        # Without a configured secret, a fresh one each start: set_webhook sends it anew.
+        secret = webhook.secret.get_secret_value() or secrets.token_urlsafe(32)
+        web_app, receivers = build_web_app(
+            self.dispatcher,
+            self.bots,
+            prefix=webhook.path_prefix,
+            secret=secret,
+            health=self.health,
+        )
+        web_runner = web.AppRunner(web_app, access_log=None)
+        await web_runner.setup()
+        self._stop_requested = asyncio.Event()
+        try:
+            site = web.TCPSite(web_runner, webhook.host, webhook.port)
+            await site.start()
+            self.web_addresses = list(web_runner.addresses)
+            log.info("webhook server listening on %s:%s", webhook.host, self.web_port)
+            await self.start_services()
+            allowed = self.dispatcher.resolve_used_update_types()
+            for bot in self.bots:
+                url = webhook.base_url.rstrip("/") + webhook_path(webhook.path_prefix, bot)
+                await bot.set_webhook(url, secret_token=secret, allowed_updates=allowed)
+            if handle_signals:
+                loop = asyncio.get_running_loop()
+                for signum in (signal.SIGTERM, signal.SIGINT):
+                    loop.add_signal_handler(signum, self._stop_requested.set)
+            await self._stop_requested.wait()
+            log.info("stopping: removing webhooks")
+            for bot in self.bots:
+                with suppress(TelegramAPIError):
+                    await bot.delete_webhook()
+            for receiver in receivers:
+                await receiver.drain(within=5)
+        finally:
+            await web_runner.cleanup()
+            await self.close()
+
+    @property
+    def web_port(self) -> int:
+        """The port the webhook server bound (the configured one, or the OS's pick for 0)."""
+        return int(self.web_addresses[0][1])
+
+    async def health(self) -> tuple[bool, dict[str, object]]:
+        """For GET /healthz: is the store usable, and how the upstream has been doing."""
+        try:
+            async with self.db.reading() as conn:
+                await conn.execute_fetchall("SELECT 1")
+            database = "ok"
+        except Exception as error:
+            database = f"error: {type(error).__name__}"
+        stats = self.arta.stats
+        return database == "ok", {
+            "status": "ok" if database == "ok" else "degraded",
+            "database": database,
+            "upstream": {
+                "submits": stats.submits,
+                "status_polls": stats.status_polls,
+                "transient_errors": stats.transient_errors,
+                "token_rejections": stats.token_rejections,
+                "connections_opened": stats.connections_opened,
+            },
+            "jobs": {"waiting": self.runner.queue_length, "in_flight": self.runner.in_flight},
+            "bots": [bot.id for bot in self.bots],
+        }
 
     async def start_services(self) -> None:
         for bot in self.bots:
@@ -122,7 +206,10 @@ class BotApp:
         )
 
     async def stop(self) -> None:
-        await self.dispatcher.stop_polling()
+        if self._stop_requested is not None:
+            self._stop_requested.set()
+        else:
+            await self.dispatcher.stop_polling()
 
     async def close(self) -> None:
         if self._closed:

@@ -70,7 +70,8 @@ class WebhookConfig(_Section):
     secret: SecretStr = SecretStr("")
     # A web worker behind a proxy or on Heroku must listen on every interface.
     host: str = "0.0.0.0"
-    port: int = Field(default=8080, ge=1, le=65535)
+    # 0 lets the OS pick a free port (tests).
+    port: int = Field(default=8080, ge=0, le=65535)
 
 
 class ArtaConfig(_Section):
@@ -197,7 +198,7 @@ def load_config(path: str | Path | None, environ: Mapping[str, str] | None = Non
         if value is not None and value != "":
             _set_dotted(raw, key, value.upper() if key == "log.level" else value)
     try:
-        return Config.model_validate(raw)
+        config = Config.model_validate(raw)
     except ValidationError as error:
         first = error.errors()[0]
         key = ".".join(str(part) for part in first["loc"]) or "config"
@@ -205,6 +206,11 @@ def load_config(path: str | Path | None, environ: Mapping[str, str] | None = Non
         if first["type"] == "extra_forbidden":
             message = "unknown key (a typo?)"
         raise ConfigError(key, message) from None
+    if config.mode == "webhook" and not config.webhook.base_url:
+        raise ConfigError(
+            "webhook.base_url", "needed in webhook mode: the public HTTPS address Telegram calls"
+        )
+    return config
 
 
 def _read_toml(path: Path) -> dict[str, Any]:

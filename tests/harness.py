@@ -120,10 +120,11 @@ async def running_bot(
         config = make_config(tg, arta, tmp_path / "bot.db", tokens, **sections)
         app = await BotApp.create(config)
         stack = Stack(tg=tg, arta=arta, app=app, bots=bots, config=config)
-        task = asyncio.create_task(app.run_polling(handle_signals=False))
+        task = asyncio.create_task(app.run(handle_signals=False))
+        ready = "setWebhook" if config.mode == "webhook" else "getUpdates"
         try:
             await stack.wait_for(
-                lambda: all(tg.calls("getUpdates", bot) for bot in bots), "polling to start"
+                lambda: all(tg.calls(ready, bot) for bot in bots), f"{ready} from every bot"
             )
             yield stack
         finally:
