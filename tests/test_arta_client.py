@@ -485,3 +485,28 @@ async def test_closed_client_refuses_new_work(fake_arta: FakeArta) -> None:
     await client.close()
     with pytest.raises(RuntimeError, match="closed"):
         await client.submit(GenerationRequest("fox"))
+
+
+async def test_requests_go_through_the_configured_proxy(
+    fake_arta: FakeArta, arta_clock: FakeClock
+) -> None:
+    # The service's host does not resolve; only a proxy (the fake itself) can reach it.
+    settings = ArtaSettings(
+        signup_url="http://arta.invalid/identitytoolkit/v3/relyingparty/signupNewUser",
+        refresh_url="http://arta.invalid/v1/token",
+        api_url="http://arta.invalid/api/v1",
+        proxy=fake_arta.base_url,
+    )
+    async with ArtaClient(settings, clock=arta_clock, sleep=arta_clock.sleep) as client:
+        done = await done_of(client)
+    assert done.record_id in fake_arta.records
+    assert fake_arta.signups == 1
+
+
+async def test_too_many_requests_is_waited_out_as_the_service_asks(
+    arta_client: ArtaClient, fake_arta: FakeArta, arta_clock: FakeClock
+) -> None:
+    fake_arta.fail_status(1, "429")  # Retry-After: 3
+    await done_of(arta_client)
+    assert arta_client.stats.transient_errors == 1
+    assert arta_clock.sleeps[1] == 3.0

@@ -94,7 +94,7 @@ REFRESH_PATH = "/v1/token"
 API_PATH = "/api/v1"
 
 Outcome = Literal["done", "failed", "never"]
-StatusFault = Literal["500", "html", "garbage", "reset"]
+StatusFault = Literal["500", "html", "garbage", "reset", "429"]
 SubmitFault = Literal["html503", "500", "garbage", "no_record_id", "reset"]
 SignupFault = Literal["html503", "400"]
 Clock = Callable[[], float]
@@ -280,7 +280,8 @@ class FakeArta:
         self._held.discard(key)
 
     def fail_status(self, count: int = 1, kind: StatusFault = "500") -> None:
-        """The next `count` status checks answer 500 / an HTML page / non-JSON 200 / a reset."""
+        """The next `count` status checks answer 500 / an HTML page / non-JSON 200 / a reset /
+        429 with Retry-After: 3."""
         self._status_faults.extend([kind] * count)
 
     def fail_submits(self, count: int = 1, kind: SubmitFault = "html503") -> None:
@@ -616,6 +617,9 @@ def _fault_response(request: web.Request, fault: str) -> web.Response:
         return web.Response(status=502, text=HTML_ERROR_PAGE, content_type="text/html")
     if fault == "html503":
         return web.Response(status=503, text=HTML_UNAVAILABLE_PAGE, content_type="text/html")
+    if fault == "429":
+        headers = {"Retry-After": "3"}
+        return web.json_response({"detail": "Too Many Requests"}, status=429, headers=headers)
     if fault == "garbage":
         # A 200 that is not JSON: a captive portal, a truncated body, a confused proxy.
         return web.Response(status=200, text="<html>OK</html>", content_type="application/json")
