@@ -6,6 +6,9 @@ callback data that happens to be.
 
 from __future__ import annotations
 
+import asyncio
+
+from bot.storage.records import JobRecord
 from tests.fakes.telegram_api import CallbackQueryRecord, FakeChat, FakeUser, StoredMessage
 from tests.harness import Stack
 
@@ -82,3 +85,24 @@ def failed_calls(stack: Stack) -> list[str]:
     return [
         str(c) for c in stack.tg.api_calls if c.ok is False and c.method.lower() != "getupdates"
     ]
+
+
+async def wait_jobs(
+    stack: Stack, user: FakeUser, finished: int, within: float = 10.0
+) -> list[JobRecord]:
+    """The user's jobs, newest first, once `finished` of them are done, failed or cancelled.
+
+    Polls the store: a job's last write may come after the bot's last Bot API call, so the
+    fake's own wait_for (woken by requests) could miss it."""
+    jobs = stack.app.jobs
+    recent: list[JobRecord] = []
+    try:
+        async with asyncio.timeout(within):
+            while True:
+                recent = await jobs.recent_for_user(stack.bot.id, user.id, limit=100)
+                if sum(job.state.finished for job in recent) >= finished:
+                    return recent
+                await asyncio.sleep(0.01)
+    except TimeoutError:
+        states = [(job.id, job.state.value) for job in recent]
+        raise AssertionError(f"want {finished} finished jobs of {user.id}: {states}") from None
