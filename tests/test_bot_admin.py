@@ -1,0 +1,59 @@
+"""/stats for the bot's admins: today's jobs, success rate, times and errors by kind."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from tests.bot_steps import wait_jobs
+from tests.fakes.arta_server import RecordScript
+from tests.harness import running_bot
+
+ADMIN_ID = 4242
+
+
+async def test_admin_sees_todays_counts_success_rate_times_and_errors(tmp_path: Path) -> None:
+    async with running_bot(tmp_path, access={"admin_ids": [ADMIN_ID]}) as stack:
+        stack.arta.scripts_by_prompt["a broken vase"] = RecordScript(outcome="failed")
+        stack.arta.scripts_by_prompt["a lost letter"] = RecordScript(broken_images=True)
+        stack.tg.refuse_urls = True  # so the dead picture URL has to be fetched by the bot
+        user = stack.user()
+        chat = stack.tg.private_chat(user)
+        for prompt in ("a red apple", "a green pear", "a broken vase", "a lost letter"):
+            stack.tg.send_text(stack.bot, chat, user, f"/imagine {prompt} --model flux")
+        jobs = await wait_jobs(stack, user, finished=4)
+        assert sorted(job.state.value for job in jobs) == ["done", "done", "failed", "failed"]
+
+        admin = stack.user(ADMIN_ID, first_name="Root")
+        admin_chat = stack.tg.private_chat(admin)
+        stack.tg.send_text(stack.bot, admin_chat, admin, "/stats")
+        answer = await stack.wait_text(admin_chat, "Today")
+        text = answer.text or ""
+        assert "Jobs: 4 (done 2, failed 2, cancelled 0)" in text
+        assert "Success rate: 50%" in text
+        assert re.search(r"median \d+\.\d s, 95th percentile \d+\.\d s", text), text
+        assert "Waiting in line: 0; upstream now: 0" in text
+        errors = text.split("Upstream errors:", 1)[1]
+        assert "failed 1" in errors
+        assert "image 1" in errors
+
+
+async def test_admin_stats_with_no_jobs_yet_shows_dashes(tmp_path: Path) -> None:
+    async with running_bot(tmp_path, access={"admin_ids": [ADMIN_ID]}) as stack:
+        admin = stack.user(ADMIN_ID, first_name="Root")
+        chat = stack.tg.private_chat(admin)
+        stack.tg.send_text(stack.bot, chat, admin, "/stats")
+        text = (await stack.wait_text(chat, "Today")).text or ""
+        assert "Jobs: 0" in text
+        assert "Success rate: —" in text
+        assert "Upstream errors: none" in text
+
+
+async def test_non_admin_asking_for_stats_gets_a_polite_refusal(tmp_path: Path) -> None:
+    async with running_bot(tmp_path, access={"admin_ids": [ADMIN_ID]}) as stack:
+        user = stack.user()
+        chat = stack.tg.private_chat(user)
+        stack.tg.send_text(stack.bot, chat, user, "/stats")
+        answer = await stack.wait_text(chat, "admins")
+        assert "Today" not in (answer.text or "")
+        assert "Jobs:" not in (answer.text or "")
