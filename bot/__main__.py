@@ -1,4 +1,7 @@
-"""`python -m bot [--config PATH]`: run the bot until SIGTERM or Ctrl-C."""
+"""`python -m bot [run|check] [--config PATH] [--mode polling|webhook]`.
+
+`run` (the default) serves until SIGTERM or Ctrl-C; `check` tests the set-up and exits.
+"""
 
 from __future__ import annotations
 
@@ -9,14 +12,22 @@ import sys
 from pathlib import Path
 
 from bot.app import BotApp, StartupError
+from bot.checks import run_checks
 from bot.config import Config, ConfigError, load_config
-from bot.logging_setup import setup_logging
+from bot.logging_setup import RedactSecrets, setup_logging
 
 DEFAULT_CONFIG = "config.toml"
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bot", description=__doc__)
+    parser.add_argument(
+        "command",
+        nargs="?",
+        choices=("run", "check"),
+        default="run",
+        help="run the bot (default), or check the config, database, ARTA and Telegram",
+    )
     parser.add_argument(
         "--config",
         help=f"TOML config file (default: {DEFAULT_CONFIG} if present; the environment wins)",
@@ -35,6 +46,8 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as error:
         sys.stderr.write(f"config error: {error}\n")
         return 2
+    if args.command == "check":
+        return _check(config, tokens)
     setup_logging(config.log.level, config.log.format, secrets=tokens)
     try:
         asyncio.run(_serve(config))
@@ -44,6 +57,14 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     return 0
+
+
+def _check(config: Config, tokens: tuple[str, ...]) -> int:
+    redact = RedactSecrets(tokens).redact
+    results = asyncio.run(run_checks(config))
+    for result in results:
+        sys.stdout.write(redact(result.line()) + "\n")
+    return 0 if all(result.ok for result in results) else 1
 
 
 def _config_path(option: str | None) -> Path | None:

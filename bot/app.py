@@ -91,7 +91,7 @@ class BotApp:
     async def create(cls, config: Config) -> BotApp:
         """Open the store and the clients, and check every token with Telegram."""
         tokens = config.require_tokens()
-        bots = [_make_bot(token, config) for token in tokens]
+        bots = [make_bot(token, config) for token in tokens]
         try:
             db = await Database.open(config.database.path)
         except Exception as error:
@@ -238,6 +238,9 @@ class BotApp:
             observer.outer_middleware(FloodMiddleware())
             observer.outer_middleware(UserSettingsMiddleware(self.settings))
             observer.outer_middleware(UserLocaleMiddleware(self.i18n))
+        # An error reaches the error handler after the handler's locale scope has closed;
+        # without one of its own, telling the user fails with "I18n context is not set".
+        dp.errors.outer_middleware(UserLocaleMiddleware(self.i18n))
         dp.include_routers(*all_routers())
         return dp
 
@@ -256,7 +259,7 @@ class BotApp:
             log.info("serving @%s (id %s)", me.username, me.id)
 
 
-def _make_bot(token: str, config: Config) -> Bot:
+def make_bot(token: str, config: Config) -> Bot:
     api_url = config.telegram.api_url
     session = AiohttpSession(
         api=TelegramAPIServer.from_base(api_url) if api_url else PRODUCTION,

@@ -136,6 +136,11 @@ class ArtaClient:
     def closed(self) -> bool:
         return self._closed
 
+    async def ensure_token(self, account: str = "default") -> None:
+        """Make sure `account` holds a usable token now (sign up or refresh as needed),
+        e.g. to check from the command line that the service lets us in."""
+        await self._auth.get(account)
+
     async def submit(self, request: GenerationRequest, *, account: str = "default") -> str:
         """Validate, send the job and return its record id."""
         job = await self.submit_job(request, account=account)

@@ -1,0 +1,90 @@
+"""`python -m bot check`: one line per check, so an operator tells a bad token from a dead
+upstream in seconds. Nothing here changes state except a throwaway ARTA sign-up."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from aiogram.exceptions import TelegramAPIError, TelegramUnauthorizedError
+
+from bot.app import make_bot
+from bot.arta.client import ArtaClient
+from bot.arta.errors import ArtaError
+from bot.arta.tokens import MemoryTokenStore
+from bot.config import Config
+from bot.storage.database import Database
+from bot.storage.migrations import schema_version
+
+
+@dataclass(frozen=True, slots=True)
+class CheckResult:
+    name: str
+    ok: bool
+    detail: str
+
+    def line(self) -> str:
+        return f"{'ok  ' if self.ok else 'FAIL'} {self.name}: {self.detail}"
+
+
+async def run_checks(config: Config) -> list[CheckResult]:
+    results = [await _timed("database", lambda: _check_database(config))]
+    results.append(await _timed("arta sign-up", lambda: _check_arta(config)))
+    for number, token in enumerate(config.require_tokens(), start=1):
+        results.append(
+            await _timed(f"telegram bot #{number}", lambda token=token: _check_bot(config, token))
+        )
+    return results
+
+
+async def _timed(name: str, check: Callable[[], Awaitable[str]]) -> CheckResult:
+    started = time.monotonic()
+    try:
+        detail = await asyncio.wait_for(check(), timeout=30)
+    except CheckFailed as failure:
+        return CheckResult(name, False, str(failure))
+    except TimeoutError:
+        return CheckResult(name, False, "no answer in 30 s")
+    return CheckResult(name, True, f"{detail} ({time.monotonic() - started:.1f} s)")
+
+
+class CheckFailed(Exception):
+    pass
+
+
+async def _check_database(config: Config) -> str:
+    try:
+        async with await Database.open(config.database.path) as db:
+            version = await schema_version(db)
+            mode = await db.journal_mode()
+    except Exception as error:
+        raise CheckFailed(f"cannot open {config.database.path}: {error}") from None
+    return f"{config.database.path}, schema v{version}, journal {mode}"
+
+
+async def _check_arta(config: Config) -> str:
+    settings = config.arta.to_settings()
+    # A throwaway account in memory: the check must not touch the bots' stored tokens.
+    async with ArtaClient(settings, token_store=MemoryTokenStore()) as client:
+        try:
+            await client.ensure_token("check")
+        except ArtaError as error:
+            raise CheckFailed(f"{settings.signup_url}: {error}") from None
+    return "the service gave us an anonymous account"
+
+
+async def _check_bot(config: Config, token: str) -> str:
+    bot = make_bot(token, config)
+    try:
+        me = await bot.get_me()
+    except TelegramUnauthorizedError:
+        raise CheckFailed(
+            "the token was rejected (Unauthorized): check it with @BotFather"
+        ) from None
+    except (TelegramAPIError, OSError) as error:
+        raise CheckFailed(f"cannot reach the Bot API: {type(error).__name__}: {error}") from None
+    finally:
+        await bot.session.close()
+    return f"@{me.username} (id {me.id})"

@@ -1,0 +1,63 @@
+"""`python -m bot check`: one line per check, a bad token told apart from a dead upstream."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+
+from tests.bot_process import ROOT, write_config
+from tests.fakes.arta_server import FakeArta
+from tests.fakes.telegram_api import FakeTelegram
+from tests.harness import SECOND_TOKEN, TOKEN
+
+
+async def _check(config: Path) -> tuple[int, list[str]]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        "check",
+        "--config",
+        str(config),
+        cwd=config.parent,
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    async with asyncio.timeout(60):
+        out, err = await process.communicate()
+    assert process.returncode is not None
+    assert b"Traceback" not in err, err.decode()
+    return process.returncode, out.decode().splitlines()
+
+
+async def test_check_passes_every_line_when_all_is_well(tmp_path: Path) -> None:
+    async with FakeTelegram() as tg, FakeArta() as arta:
+        tg.add_bot(TOKEN, "arta_test1_bot")
+        config = write_config(tmp_path / "config.toml", tg, arta, (TOKEN,))
+        code, lines = await _check(config)
+    assert code == 0, lines
+    assert [line.split(":")[0] for line in lines] == [
+        "ok   database",
+        "ok   arta sign-up",
+        "ok   telegram bot #1",
+    ]
+    assert "@arta_test1_bot" in lines[2]
+    assert arta.signups == 1
+
+
+async def test_check_tells_a_rejected_token_from_a_dead_upstream(tmp_path: Path) -> None:
+    async with FakeTelegram() as tg, FakeArta() as arta:
+        tg.add_bot(TOKEN, "arta_test1_bot")  # the second token is unknown to Telegram
+        config = write_config(tmp_path / "config.toml", tg, arta, (TOKEN, SECOND_TOKEN))
+        arta.fail_signups(count=10)
+        code, lines = await _check(config)
+    assert code == 1
+    by_name = {line[5:].split(":")[0]: line for line in lines}
+    assert by_name["arta sign-up"].startswith("FAIL")
+    assert by_name["telegram bot #1"].startswith("ok")
+    assert (
+        by_name["telegram bot #2"].startswith("FAIL") and "rejected" in by_name["telegram bot #2"]
+    )
+    assert SECOND_TOKEN.split(":")[1] not in "\n".join(lines)
