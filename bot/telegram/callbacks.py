@@ -4,8 +4,14 @@ are short: job ids, page numbers and model slugs of at most 24 characters."""
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Annotated
 
 from aiogram.filters.callback_data import CallbackData
+from pydantic import Field
+
+# A job's row id. SQLite integers are signed 64-bit: a forged button with a bigger number
+# must fail to parse (and be answered as expired), not overflow in the database.
+JobId = Annotated[int, Field(ge=0, lt=2**63)]
 
 
 class PickerAction(StrEnum):
@@ -17,7 +23,7 @@ class PickerAction(StrEnum):
 class PickerCb(CallbackData, prefix="m"):
     action: PickerAction
     # 0 when the picker sets the user's default model (/models, /settings).
-    job_id: int
+    job_id: JobId
     page: int = 0
     model: str = ""
     # Who may press: the user who opened the picker (buttons are shared in groups).
@@ -35,7 +41,7 @@ class JobAction(StrEnum):
 
 class JobCb(CallbackData, prefix="j"):
     action: JobAction
-    job_id: int
+    job_id: JobId
 
 
 class SettingsField(StrEnum):

@@ -1,0 +1,226 @@
+"""Groups with privacy mode on: addressed commands, replies, and whose buttons are whose."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+
+from tests.bot_steps import answer_of, press, press_data, wait_buttons, wait_picker
+from tests.fakes.telegram_api import FakeChat, FakeUser
+from tests.harness import Stack, running_bot
+
+GROUP_ID = -1001234567890
+ALICE, BOB, ADMIN = 1001, 1002, 1003
+
+
+def _group(stack: Stack) -> tuple[FakeChat, FakeUser, FakeUser, FakeUser]:
+    alice = stack.user(ALICE, first_name="Alice")
+    bob = stack.user(BOB, first_name="Bob")
+    admin = stack.user(ADMIN, first_name="Ada")
+    chat = stack.tg.group(GROUP_ID, "Artists", admins=[ADMIN], members=[ALICE, BOB])
+    return chat, alice, bob, admin
+
+
+async def _running_job(stack: Stack, chat: FakeChat, user: FakeUser, prompt: str):
+    stack.arta.hold(prompt)
+    request = stack.tg.send_text(
+        stack.bot, chat, user, f"/imagine@{stack.bot.username} {prompt} --model flux"
+    )
+    status = await stack.wait_for(
+        lambda: next(
+            (
+                m
+                for m in stack.tg.messages(stack.bot, chat)
+                if "Cancel" in " ".join(m.button_texts)
+            ),
+            None,
+        ),
+        "a status message with Cancel",
+    )
+    await stack.wait_for(lambda: "Drawing" in (status.text or ""), "generating")
+    return request, status
+
+
+async def test_addressed_imagine_in_a_group_replies_to_the_user(tmp_path: Path) -> None:
+    async with running_bot(tmp_path) as stack:
+        chat, alice, _, _ = _group(stack)
+        request = stack.tg.send_text(
+            stack.bot, chat, alice, f"/imagine@{stack.bot.username} a fox --model flux -n 2"
+        )
+        album = await stack.wait_album(chat)
+        assert album[0].reply_to_message_id == request.message_id
+        ready = await stack.wait_text(chat, "Ready")
+        assert ready.reply_to_message_id == album[0].message_id
+        sent = [c for c in stack.tg.calls("sendMessage", stack.bot) if c.ok]
+        assert all(c.params.get("reply_parameters") for c in sent)
+
+
+async def test_picker_in_a_group_replies_to_the_request(tmp_path: Path) -> None:
+    async with running_bot(tmp_path) as stack:
+        chat, alice, _, _ = _group(stack)
+        request = stack.tg.send_text(stack.bot, chat, alice, "/imagine a bear")
+        picker = await wait_picker(stack, chat)
+        assert picker.reply_to_message_id == request.message_id
+
+
+async def test_bad_flag_in_a_group_replies_to_the_user(tmp_path: Path) -> None:
+    async with running_bot(tmp_path) as stack:
+        chat, alice, _, _ = _group(stack)
+        request = stack.tg.send_text(
+            stack.bot, chat, alice, f"/imagine@{stack.bot.username} a bear --ar 7:7"
+        )
+        answer = await stack.wait_text(chat, "--ar")
+        assert answer.reply_to_message_id == request.message_id
+        assert stack.arta.submits == 0
+
+
+async def test_command_addressed_to_another_bot_is_ignored(tmp_path: Path) -> None:
+    async with running_bot(tmp_path) as stack:
+        chat, alice, _, _ = _group(stack)
+        stack.tg.send_text(stack.bot, chat, alice, "/imagine@other_bot a fox --model flux")
+        stack.tg.send_text(stack.bot, chat, alice, "/help@other_bot")
+        await stack.tg.wait_idle(stack.bot)
+        # Make sure both updates were handled, not merely fetched: a later one is answered.
+        stack.tg.send_text(stack.bot, chat, alice, f"/help@{stack.bot.username}")
+        await stack.wait_text(chat, "/imagine")
+        assert len(stack.tg.messages(stack.bot, chat)) == 1
+        assert stack.arta.submits == 0
+
+
+async def test_reply_with_imagine_in_a_group_draws_the_replied_message(tmp_path: Path) -> None:
+    async with running_bot(tmp_path) as stack:
+        chat, alice, bob, _ = _group(stack)
+        idea = stack.tg.send_text(stack.bot, chat, alice, "a tiny robot watering plants")
+        request = stack.tg.send_text(
+            stack.bot,
+            chat,
+            bob,
+            f"/imagine@{stack.bot.username} --model flux -n 1",
+            reply_to=idea.message_id,
+        )
+        photo = await stack.wait_photo(chat)
+        assert photo.reply_to_message_id == request.message_id
+        assert stack.arta.record_for("a tiny robot watering plants") is not None
+
+
+async def test_someone_else_cannot_cancel_a_job(tmp_path: Path) -> None:
+    async with running_bot(tmp_path) as stack:
+        chat, alice, bob, _ = _group(stack)
+        _, status = await _running_job(stack, chat, alice, "a guarded gate")
+        query = press(stack, chat, bob, status, "Cancel")
+        answer = await answer_of(stack, query)
+        assert answer["show_alert"] is True
+        assert "Only the person" in (answer["text"] or "")
+        stack.arta.release("a guarded gate")
+        await stack.wait_album(chat)  # the job went on
+        assert not any("Cancelled" in (m.text or "") for m in stack.tg.messages(stack.bot, chat))
+
+
+async def test_someone_else_cannot_pick_a_model_for_another_users_request(
+    tmp_path: Path,
+) -> None:
+    async with running_bot(tmp_path) as stack:
+        chat, alice, bob, _ = _group(stack)
+        stack.tg.send_text(stack.bot, chat, alice, "/imagine a lantern")
+        picker = await wait_picker(stack, chat)
+        before = (picker.text, picker.reply_markup)
+        for label in ("Medieval", "Next", "Go with"):
+            answer = await answer_of(stack, press(stack, chat, bob, picker, label))
+            assert answer["show_alert"] is True
+        await stack.tg.wait_idle(stack.bot)
+        assert (picker.text, picker.reply_markup) == before
+        assert stack.arta.submits == 0
+
+
+async def test_someone_else_pressing_again_starts_nothing(tmp_path: Path) -> None:
+    async with running_bot(tmp_path) as stack:
+        chat, alice, bob, _ = _group(stack)
+        stack.tg.send_text(
+            stack.bot, chat, alice, f"/imagine@{stack.bot.username} a kettle --model flux -n 2"
+        )
+        await stack.wait_album(chat)
+        ready = await wait_buttons(stack, await stack.wait_text(chat, "Ready"), "Again")
+        for label in ("Again", "Same seed", "Other model"):
+            answer = await answer_of(stack, press(stack, chat, bob, ready, label))
+            assert answer["show_alert"] is True
+        await stack.tg.wait_idle(stack.bot)
+        assert stack.arta.submits == 1
+        assert len(stack.tg.albums(stack.bot, chat)) == 1
+
+
+async def test_a_chat_admin_may_cancel_someone_elses_job(tmp_path: Path) -> None:
+    async with running_bot(tmp_path) as stack:
+        chat, alice, _, admin = _group(stack)
+        _, status = await _running_job(stack, chat, alice, "a noisy drum")
+        query = press(stack, chat, admin, status, "Cancel")
+        assert "Cancelled" in ((await answer_of(stack, query))["text"] or "")
+        await stack.wait_for(lambda: "Cancelled" in (status.text or ""), "cancelled status")
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        "j:x:999999",
+        "j:a:999999",
+        "garbage",
+        "j:x:not-a-number",
+        "j:zz:1",
+        "j:x:99999999999999999999999999",
+        "m:pk:999999:0:flux:1001",
+        "m:pk:1:0:no-such-model:1001",
+        "m:pg:1:99:x:1001",
+        "st:nonsense:x:1001",
+        "",
+    ],
+)
+async def test_old_or_forged_buttons_get_a_polite_expired_answer(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, data: str
+) -> None:
+    async with running_bot(tmp_path) as stack:
+        chat, alice, _, _ = _group(stack)
+        stack.tg.send_text(stack.bot, chat, alice, f"/help@{stack.bot.username}")
+        help_message = await stack.wait_text(chat, "/imagine")
+        with caplog.at_level(logging.WARNING):
+            answer = await answer_of(stack, press_data(stack, chat, alice, help_message, data))
+            await stack.tg.wait_idle(stack.bot)
+        assert answer["show_alert"] is True
+        assert answer["text"] == "This button has expired."
+        problems = [r for r in caplog.records if r.levelno >= logging.WARNING]
+        assert problems == [], [r.getMessage() for r in problems]
+        assert stack.arta.submits == 0
+
+
+async def test_a_button_of_a_finished_job_pressed_in_another_chat_has_expired(
+    tmp_path: Path,
+) -> None:
+    async with running_bot(tmp_path) as stack:
+        chat, alice, _, _ = _group(stack)
+        stack.tg.send_text(
+            stack.bot, chat, alice, f"/imagine@{stack.bot.username} a shell --model flux -n 2"
+        )
+        await stack.wait_album(chat)
+        ready = await wait_buttons(stack, await stack.wait_text(chat, "Ready"), "Again")
+        again = next(b["callback_data"] for b in ready.buttons if "Again" in b["text"])
+        private = stack.tg.private_chat(alice)
+        stack.tg.send_text(stack.bot, private, alice, "/help")
+        help_message = await stack.wait_text(private, "/imagine")
+        answer = await answer_of(stack, press_data(stack, private, alice, help_message, again))
+        assert answer["text"] == "This button has expired."
+        assert stack.arta.submits == 1
+
+
+async def test_a_chat_admin_pressing_go_with_default_uses_the_owners_default(
+    tmp_path: Path,
+) -> None:
+    async with running_bot(tmp_path) as stack:
+        chat, alice, _, admin = _group(stack)
+        await stack.app.settings.update(stack.bot.id, ALICE, model="Watercolor")
+        stack.tg.send_text(stack.bot, chat, alice, "/imagine a harbour -n 1")
+        picker = await wait_picker(stack, chat)
+        assert any("Go with Watercolor" in t for t in picker.button_texts)
+        press(stack, chat, admin, picker, "Go with Watercolor")
+        await stack.wait_photo(chat)
+        record = stack.arta.record_for("a harbour")
+        assert record is not None and record.form["style"] == "Watercolor"
