@@ -165,3 +165,17 @@ async def test_models_picker_opens_on_the_page_of_the_default(tmp_path: Path) ->
         stack.tg.send_text(stack.bot, chat, user, "/imagine a river")
         picker = await wait_picker(stack, chat, after=chooser.message_id)
         assert "⭐ Watercolor" in picker.button_texts
+
+
+async def test_an_unexpected_failure_is_answered_with_a_friendly_alert(tmp_path: Path) -> None:
+    async with running_bot(tmp_path) as stack:
+        user = stack.user()
+        chat = stack.tg.private_chat(user)
+        stack.tg.send_text(stack.bot, chat, user, "/imagine a fox")
+        picker = await wait_picker(stack, chat)
+        stack.tg.fail_next(
+            "editMessageReplyMarkup", error_code=400, description="Bad Request: odd"
+        )
+        answer = await answer_of(stack, press(stack, chat, user, picker, "Next"))
+        assert answer["show_alert"] is True
+        assert "Something went wrong" in (answer["text"] or "")

@@ -9,7 +9,7 @@ from aiogram.types import CallbackQuery, InaccessibleMessage, Message
 from bot.arta.catalogue import model_from_slug
 from bot.config import Config
 from bot.storage.jobs_repo import JobRepository
-from bot.storage.records import UserSettings
+from bot.storage.records import JobState, UserSettings
 from bot.storage.settings_repo import UserSettingsRepository
 from bot.telegram import keyboards, texts
 from bot.telegram.callbacks import PickerAction, PickerCb
@@ -60,6 +60,21 @@ async def press_picker(
     if not await may_press(bot, callback, callback_data.owner, config.access.admin_ids):
         await callback.answer(texts.not_your_button(), show_alert=True)
         return
+    job_id = callback_data.job_id
+    draft = await jobs.get(job_id) if job_id else None
+    if job_id and (
+        draft is None
+        or draft.bot_id != bot.id
+        or draft.chat_id != message.chat.id
+        or draft.state is not JobState.DRAFT
+    ):
+        # A forged or stale picker, or a second tap on one whose job already started
+        # (its status is on this message now: leave it alone).
+        await callback.answer(texts.button_expired(), show_alert=True)
+        return
+    # The keyboard shows the owner's default; an admin pressing it gets the same.
+    if callback.from_user.id != callback_data.owner:
+        user_settings = await settings_repository.get(bot.id, callback_data.owner)
     default_model = default_model_of(user_settings, config)
     if callback_data.action is PickerAction.PAGE:
         await message.edit_reply_markup(
@@ -81,14 +96,10 @@ async def press_picker(
     if model is None:
         await callback.answer(texts.button_expired(), show_alert=True)
         return
-    if callback_data.job_id == 0:
-        await settings_repository.update(bot.id, callback.from_user.id, model=model)
+    if draft is None:
+        await settings_repository.update(bot.id, callback_data.owner, model=model)
         await message.edit_text(texts.default_model_set(model))
         await callback.answer()
-        return
-    draft = await jobs.get(callback_data.job_id)
-    if draft is None or draft.bot_id != bot.id or draft.chat_id != message.chat.id:
-        await callback.answer(texts.button_expired(), show_alert=True)
         return
     if await starter.start_draft(bot, draft.id, model, message):
         await callback.answer()
