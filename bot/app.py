@@ -233,9 +233,9 @@ class BotApp:
         access = self.config.access
         for observer in (dp.message, dp.callback_query):
             observer.outer_middleware(
-                AccessMiddleware(access.allowed_user_ids, access.allowed_chat_ids)
+                AccessMiddleware(access.allowed_user_ids, access.allowed_chat_ids, self.i18n)
             )
-            observer.outer_middleware(FloodMiddleware())
+            observer.outer_middleware(FloodMiddleware(i18n=self.i18n))
             observer.outer_middleware(UserSettingsMiddleware(self.settings))
             observer.outer_middleware(UserLocaleMiddleware(self.i18n))
         # An error reaches the error handler after the handler's locale scope has closed;
