@@ -15,6 +15,18 @@ def test_one_users_ten_jobs_do_not_block_another_users_one() -> None:
     assert started == [("greedy", 1), ("polite", 100), ("greedy", 2)]
 
 
+def test_a_user_just_served_waits_behind_one_who_has_not_had_a_turn() -> None:
+    queue: FairQueue[str] = FairQueue()
+    queue.push("greedy", 1)
+    assert queue.pop(lambda _: True) == ("greedy", 1)  # running; the queue is empty again
+    queue.push("greedy", 2)
+    queue.push("greedy", 3)
+    queue.push("polite", 100)
+    assert queue.positions() == {100: 1, 2: 2, 3: 3}
+    started = [queue.pop(lambda _: True) for _ in range(3)]
+    assert started == [("polite", 100), ("greedy", 2), ("greedy", 3)]
+
+
 def test_positions_follow_the_round_robin_order() -> None:
     queue: FairQueue[str] = FairQueue()
     for user, job_id in (("a", 1), ("a", 2), ("a", 3), ("b", 4), ("c", 5), ("c", 6)):
