@@ -1,0 +1,156 @@
+"""Who gets in and how much: the allowlist, the per-user rate and caps, the fair queue,
+length limits and a flood from one user, all through the real HTTP path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.bot_steps import wait_jobs
+from tests.fakes.telegram_api import FakeChat
+from tests.harness import Stack, running_bot
+
+GROUP_ID = -100777
+
+
+def _texts(stack: Stack, chat: FakeChat) -> list[str]:
+    return [m.text or "" for m in stack.tg.messages(stack.bot, chat)]
+
+
+# -- the allowlist ---------------------------------------------------------------------------
+
+
+async def test_an_outsider_in_private_is_told_the_bot_is_private(tmp_path: Path) -> None:
+    async with running_bot(tmp_path, access={"allowed_user_ids": [1001]}) as stack:
+        outsider = stack.user(666, first_name="Mallory")
+        chat = stack.tg.private_chat(outsider)
+        stack.tg.send_text(stack.bot, chat, outsider, "/imagine a secret --model flux")
+        await stack.wait_text(chat, "this bot is private")
+        await stack.tg.wait_idle(stack.bot)
+        assert stack.arta.submits == 0
+        assert len(stack.tg.messages(stack.bot, chat)) == 1
+
+
+async def test_an_allowed_user_gets_pictures(tmp_path: Path) -> None:
+    async with running_bot(tmp_path, access={"allowed_user_ids": [1001]}) as stack:
+        user = stack.user(1001)
+        chat = stack.tg.private_chat(user)
+        stack.tg.send_text(stack.bot, chat, user, "/imagine a welcome mat --model flux")
+        await stack.wait_album(chat)
+        assert not any("private" in text for text in _texts(stack, chat))
+
+
+async def test_an_allowed_group_lets_every_member_in(tmp_path: Path) -> None:
+    async with running_bot(tmp_path, access={"allowed_chat_ids": [GROUP_ID]}) as stack:
+        member = stack.user(2002, first_name="Bob")
+        group = stack.tg.group(GROUP_ID, "Club", admins=[9999], members=[member.id])
+        stack.tg.send_text(stack.bot, group, member, "/imagine a club logo --model flux")
+        await stack.wait_album(group)
+
+        # The same person alone with the bot is not in the allowlist.
+        private = stack.tg.private_chat(member)
+        stack.tg.send_text(stack.bot, private, member, "/imagine a private logo --model flux")
+        await stack.wait_text(private, "this bot is private")
+        assert stack.arta.submits_by_prompt["a private logo"] == 0
+
+
+async def test_a_group_outside_the_allowlist_is_ignored_quietly(tmp_path: Path) -> None:
+    async with running_bot(tmp_path, access={"allowed_chat_ids": [GROUP_ID]}) as stack:
+        member = stack.user(2002, first_name="Bob")
+        other = stack.tg.group(-100888, "Elsewhere", admins=[9999], members=[member.id])
+        stack.tg.send_text(stack.bot, other, member, "/imagine a stray cat --model flux")
+        await stack.tg.wait_idle(stack.bot)
+        assert stack.tg.messages(stack.bot, other) == []
+        assert stack.arta.submits == 0
+
+
+# -- rate and caps ---------------------------------------------------------------------------
+
+
+async def test_the_third_imagine_in_a_minute_is_told_when_to_try_again(tmp_path: Path) -> None:
+    async with running_bot(tmp_path, limits={"per_user_per_minute": 2}) as stack:
+        user = stack.user()
+        chat = stack.tg.private_chat(user)
+        for n in (1, 2):
+            stack.tg.send_text(stack.bot, chat, user, f"/imagine drawing {n} --model flux")
+        await wait_jobs(stack, user, finished=2)
+        stack.tg.send_text(stack.bot, chat, user, "/imagine drawing 3 --model flux")
+        answer = await stack.wait_text(chat, "Try again in")
+        assert " s." in (answer.text or "")
+        await stack.tg.wait_idle(stack.bot)
+        assert stack.arta.submits_by_prompt["drawing 3"] == 0
+        assert stack.arta.submits == 2
+
+
+async def test_a_users_second_job_waits_in_line_until_the_first_finishes(tmp_path: Path) -> None:
+    async with running_bot(tmp_path, limits={"per_user_active": 1}) as stack:
+        user = stack.user()
+        chat = stack.tg.private_chat(user)
+        stack.arta.hold("the first")
+        stack.tg.send_text(stack.bot, chat, user, "/imagine the first --model flux")
+        await stack.wait_text(chat, "Drawing with Flux")
+        stack.tg.send_text(stack.bot, chat, user, "/imagine the second --model flux")
+        waiting = await stack.wait_text(chat, "Waiting in line")
+        assert "#1" in (waiting.text or "")
+        assert stack.arta.submits_by_prompt["the second"] == 0
+
+        stack.arta.release("the first")
+        await stack.wait_album(chat, count=2)
+        assert [r.prompt for r in stack.arta.records.values()] == ["the first", "the second"]
+
+
+async def test_one_users_single_job_is_not_stuck_behind_anothers_three(tmp_path: Path) -> None:
+    async with running_bot(tmp_path, limits={"max_in_flight": 1}) as stack:
+        alice = stack.user(1001, first_name="Alice")
+        bob = stack.user(1002, first_name="Bob")
+        alice_chat = stack.tg.private_chat(alice)
+        bob_chat = stack.tg.private_chat(bob)
+        stack.arta.hold("alice 1")
+        stack.tg.send_text(stack.bot, alice_chat, alice, "/imagine alice 1 --model flux")
+        await stack.wait_text(alice_chat, "Drawing with Flux")
+        for n in (2, 3):
+            stack.tg.send_text(stack.bot, alice_chat, alice, f"/imagine alice {n} --model flux")
+        await stack.wait_for(
+            lambda: sum("Waiting in line" in t for t in _texts(stack, alice_chat)) == 2,
+            "alice's two jobs waiting",
+        )
+        stack.tg.send_text(stack.bot, bob_chat, bob, "/imagine bob 1 --model flux")
+        await stack.wait_text(bob_chat, "Waiting in line")
+
+        stack.arta.release("alice 1")
+        await wait_jobs(stack, alice, finished=3)
+        await wait_jobs(stack, bob, finished=1)
+        started = [r.prompt for r in stack.arta.records.values()]
+        assert started == ["alice 1", "bob 1", "alice 2", "alice 3"]
+
+
+# -- lengths and floods ----------------------------------------------------------------------
+
+
+async def test_a_negative_prompt_over_the_limit_gets_a_clear_answer(tmp_path: Path) -> None:
+    async with running_bot(tmp_path, limits={"max_negative_length": 10}) as stack:
+        user = stack.user()
+        chat = stack.tg.private_chat(user)
+        stack.tg.send_text(
+            stack.bot, chat, user, "/imagine a tidy room --model flux --neg dust, mess, clutter"
+        )
+        answer = await stack.wait_text(chat, "negative prompt is too long")
+        assert "10 characters" in (answer.text or "")
+        await stack.tg.wait_idle(stack.bot)
+        assert stack.arta.submits == 0
+
+
+async def test_one_users_flood_does_not_keep_another_user_waiting(tmp_path: Path) -> None:
+    async with running_bot(tmp_path) as stack:
+        flooder = stack.user(1001, first_name="Flo")
+        other = stack.user(1002, first_name="Otto")
+        flood_chat = stack.tg.private_chat(flooder)
+        other_chat = stack.tg.private_chat(other)
+        for _ in range(30):
+            stack.tg.send_text(stack.bot, flood_chat, flooder, "/help")
+        stack.tg.send_text(stack.bot, other_chat, other, "/help")
+        await stack.wait_text(other_chat, "/imagine")
+        await stack.tg.wait_idle(stack.bot)
+        helps = [t for t in _texts(stack, flood_chat) if "/imagine" in t]
+        assert 0 < len(helps) < 30
+        # Told once to slow down, not once per dropped message.
+        assert sum("one at a time" in t for t in _texts(stack, flood_chat)) == 1
