@@ -82,8 +82,9 @@ class Stack:
 
 
 def make_config(
-    tg: FakeTelegram, arta: FakeArta, db_path: Path, tokens: tuple[str, ...], **sections: Any
+    tg: FakeTelegram, arta: FakeArta, db_path: Path, tokens: tuple[str, ...], /, **sections: Any
 ) -> Config:
+    # Positional-only, so `arta={...}` is a config section, not the fake.
     raw: dict[str, Any] = {
         "telegram": {"tokens": ",".join(tokens), "api_url": tg.base_url},
         "arta": {
