@@ -1,0 +1,129 @@
+"""When ARTA fails: every fault ends in a clear status message with a Retry button, the
+job is stored as failed with its reason, and Retry works once the fault has passed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bot.storage.records import JobRecord, JobState
+from tests.bot_steps import answer_of, press, wait_jobs
+from tests.fakes.arta_server import RecordScript
+from tests.fakes.telegram_api import FakeChat, FakeUser, StoredMessage
+from tests.harness import Stack, running_bot
+
+
+async def _fails(
+    stack: Stack, chat: FakeChat, user: FakeUser, prompt: str, says: str
+) -> tuple[StoredMessage, JobRecord]:
+    """Ask for `prompt`; return the failure message (which says `says`) and the stored job."""
+    stack.tg.send_text(stack.bot, chat, user, f"/imagine {prompt} --model flux")
+    status = await stack.wait_text(chat, says)
+    (job,) = await wait_jobs(stack, user, finished=1)
+    assert job.state is JobState.FAILED
+    assert any("Retry" in t for t in status.button_texts), status.button_texts
+    assert "Press Retry" in (status.text or "")
+    assert not stack.tg.albums(stack.bot, chat)
+    return status, job
+
+
+async def _retry_delivers(
+    stack: Stack, chat: FakeChat, user: FakeUser, status: StoredMessage, prompt: str
+) -> None:
+    submitted = stack.arta.submits_by_prompt[prompt]
+    query = press(stack, chat, user, status, "Retry")
+    await answer_of(stack, query)
+    await stack.wait_album(chat)
+    jobs = await wait_jobs(stack, user, finished=2)
+    assert jobs[0].state is JobState.DONE
+    assert jobs[0].params == jobs[1].params  # the same request again
+    assert stack.arta.submits_by_prompt[prompt] == submitted + 1
+
+
+async def test_a_generation_the_service_fails_ends_in_a_message_with_retry(
+    tmp_path: Path,
+) -> None:
+    async with running_bot(tmp_path) as stack:
+        stack.arta.scripts_by_prompt["a cursed vase"] = RecordScript(outcome="failed")
+        user = stack.user()
+        chat = stack.tg.private_chat(user)
+        status, job = await _fails(stack, chat, user, "a cursed vase", "could not draw this one")
+        assert job.error_kind == "failed"
+        assert "the model failed to produce an image" in (job.error_detail or "")
+
+        del stack.arta.scripts_by_prompt["a cursed vase"]
+        await _retry_delivers(stack, chat, user, status, "a cursed vase")
+
+
+async def test_a_job_past_the_polling_deadline_ends_in_took_too_long_with_retry(
+    tmp_path: Path,
+) -> None:
+    async with running_bot(tmp_path, arta={"poll_deadline": 0.3}) as stack:
+        stack.arta.hold("a slow snail")
+        user = stack.user()
+        chat = stack.tg.private_chat(user)
+        status, job = await _fails(stack, chat, user, "a slow snail", "took too long")
+        assert job.error_kind == "timeout"
+        assert job.record_id is not None and job.record_id in (job.error_detail or "")
+
+        stack.arta.release("a slow snail")
+        await _retry_delivers(stack, chat, user, status, "a slow snail")
+
+
+async def test_a_record_that_never_finishes_times_out_instead_of_spinning_for_ever(
+    tmp_path: Path,
+) -> None:
+    async with running_bot(tmp_path, arta={"poll_deadline": 0.3}) as stack:
+        stack.arta.scripts_by_prompt["an endless road"] = RecordScript(outcome="never")
+        user = stack.user()
+        chat = stack.tg.private_chat(user)
+        _, job = await _fails(stack, chat, user, "an endless road", "took too long")
+        assert job.error_kind == "timeout"
+
+
+async def test_submits_answering_5xx_html_end_in_not_answering_with_retry(
+    tmp_path: Path,
+) -> None:
+    async with running_bot(tmp_path) as stack:
+        stack.arta.fail_submits(1, kind="html503")
+        user = stack.user()
+        chat = stack.tg.private_chat(user)
+        status, job = await _fails(stack, chat, user, "a quiet street", "not answering")
+        assert job.error_kind == "unavailable"
+        assert job.record_id is None  # nothing to poll: the service never took it
+        assert "503" in (job.error_detail or "")
+        assert "<html" not in (status.text or "").lower()
+
+        await _retry_delivers(stack, chat, user, status, "a quiet street")
+
+
+async def test_status_checks_failing_a_few_times_are_survived(tmp_path: Path) -> None:
+    async with running_bot(tmp_path) as stack:
+        stack.arta.fail_status(2, kind="html")
+        stack.arta.fail_status(1, kind="500")
+        user = stack.user()
+        chat = stack.tg.private_chat(user)
+        stack.tg.send_text(stack.bot, chat, user, "/imagine a sturdy bridge --model flux")
+        album = await stack.wait_album(chat)
+        assert len(album) == 2
+        (job,) = await wait_jobs(stack, user, finished=1)
+        assert job.state is JobState.DONE
+        assert stack.arta.submits_by_prompt["a sturdy bridge"] == 1  # polled, not resent
+        assert not any(
+            "Retry" in t for m in stack.tg.messages(stack.bot, chat) for t in m.button_texts
+        )
+
+
+async def test_a_dead_picture_url_ends_in_could_not_be_fetched_with_retry(
+    tmp_path: Path,
+) -> None:
+    async with running_bot(tmp_path) as stack:
+        stack.arta.scripts_by_prompt["a vanished map"] = RecordScript(broken_images=True)
+        stack.tg.refuse_urls = True  # Telegram cannot fetch it either, so the bot must
+        user = stack.user()
+        chat = stack.tg.private_chat(user)
+        status, job = await _fails(stack, chat, user, "a vanished map", "could not be fetched")
+        assert job.error_kind == "image"
+        assert job.error_detail
+
+        del stack.arta.scripts_by_prompt["a vanished map"]
+        await _retry_delivers(stack, chat, user, status, "a vanished map")
