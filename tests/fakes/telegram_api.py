@@ -672,6 +672,15 @@ class FakeTelegram:
         )
         return query_id
 
+    def delete_message(self, bot: FakeBot, chat: FakeChat, message_id: int) -> None:
+        """A user deletes a message of the chat (anyone may delete a bot's message in a
+        private chat; in groups, admins). The bot is not told: its later edits of the
+        message fail with "message to edit not found", as in Telegram."""
+        message = self._stored(bot, chat.id, message_id)
+        if message is None or message.deleted:
+            raise AssertionError(f"message {message_id} is not shown in chat {chat.id}")
+        message.deleted = True
+
     def push_update(self, bot: FakeBot, update: dict[str, Any]) -> int:
         """Queue a raw update (update_id is assigned unless given); returns its update_id."""
         update = dict(update)
