@@ -1,0 +1,125 @@
+"""When Telegram pushes back: flood waits and network errors are retried, and a user who
+blocked the bot, a deleted status message or a group that removed the bot end the job
+cleanly while the dispatcher goes on serving everyone else."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bot.storage.records import JobState
+from tests.bot_steps import wait_jobs
+from tests.fakes.telegram_api import FakeChat, FakeUser
+from tests.harness import Stack, running_bot
+
+
+async def _still_serving(stack: Stack) -> None:
+    """Another user's /imagine still gets its pictures."""
+    other = stack.user(7007, first_name="Olga")
+    chat = stack.tg.private_chat(other)
+    stack.tg.send_text(stack.bot, chat, other, "/imagine proof of life --model flux")
+    await stack.wait_album(chat)
+    (job,) = await wait_jobs(stack, other, finished=1)
+    assert job.state is JobState.DONE
+
+
+async def _held_job(stack: Stack, chat: FakeChat, user: FakeUser, prompt: str) -> None:
+    """Start `prompt` and wait until it is drawing (held at the fake ARTA)."""
+    stack.arta.hold(prompt)
+    stack.tg.send_text(stack.bot, chat, user, f"/imagine {prompt} --model flux")
+    await stack.wait_text(chat, "Drawing with Flux")
+
+
+async def test_a_flood_wait_on_the_album_is_waited_out_and_the_album_arrives(
+    tmp_path: Path,
+) -> None:
+    async with running_bot(tmp_path) as stack:
+        user = stack.user()
+        chat = stack.tg.private_chat(user)
+        stack.tg.fail_next("sendMediaGroup", error_code=429, retry_after=1)
+        stack.tg.send_text(stack.bot, chat, user, "/imagine a patient heron --model flux")
+        album = await stack.wait_album(chat)
+        assert len(album) == 2
+        refused, accepted = stack.tg.calls("sendMediaGroup", stack.bot)
+        assert refused.error_code == 429 and accepted.ok
+        assert accepted.at - refused.at >= 0.9  # waited as told, not hammered
+        (job,) = await wait_jobs(stack, user, finished=1)
+        assert job.state is JobState.DONE
+
+
+async def test_a_dropped_connection_to_the_bot_api_is_retried(tmp_path: Path) -> None:
+    async with running_bot(tmp_path) as stack:
+        user = stack.user()
+        chat = stack.tg.private_chat(user)
+        stack.tg.drop_connection_next("sendMessage")
+        stack.tg.send_text(stack.bot, chat, user, "/imagine a sturdy rope --model flux")
+        await stack.wait_album(chat)
+        dropped = stack.tg.calls("sendMessage", stack.bot)[0]
+        assert dropped.description == "connection dropped"
+        (job,) = await wait_jobs(stack, user, finished=1)
+        assert job.state is JobState.DONE
+        # The status message was sent once the retry went through, and only once.
+        statuses = [c for c in stack.tg.calls("sendMessage", stack.bot) if c.ok]
+        assert sum("Starting" in c.params.get("text", "") for c in statuses) == 1
+
+
+async def test_a_user_who_blocked_the_bot_fails_the_job_as_blocked_and_others_go_on(
+    tmp_path: Path,
+) -> None:
+    async with running_bot(tmp_path) as stack:
+        user = stack.user()
+        chat = stack.tg.private_chat(user)
+        await _held_job(stack, chat, user, "a goodbye card")
+        stack.tg.block(user)
+        stack.arta.release("a goodbye card")
+        (job,) = await wait_jobs(stack, user, finished=1)
+        assert job.state is JobState.FAILED
+        assert job.error_kind == "blocked"
+        assert "blocked" in (job.error_detail or "")
+        await _still_serving(stack)
+
+
+async def test_a_status_message_the_user_deleted_does_not_stop_the_pictures(
+    tmp_path: Path,
+) -> None:
+    async with running_bot(tmp_path) as stack:
+        user = stack.user()
+        chat = stack.tg.private_chat(user)
+        await _held_job(stack, chat, user, "a stubborn goat")
+        status = await stack.wait_text(chat, "Drawing with Flux")
+        stack.tg.delete_message(stack.bot, chat, status.message_id)
+        stack.arta.release("a stubborn goat")
+        album = await stack.wait_album(chat)
+        assert "a stubborn goat" in (album[0].caption or "")
+        (job,) = await wait_jobs(stack, user, finished=1)
+        assert job.state is JobState.DONE
+        await stack.wait_text(chat, "Ready")
+
+
+async def test_a_status_message_deleted_before_a_failure_still_gets_the_failure_told(
+    tmp_path: Path,
+) -> None:
+    async with running_bot(tmp_path, arta={"poll_deadline": 0.5}) as stack:
+        user = stack.user()
+        chat = stack.tg.private_chat(user)
+        await _held_job(stack, chat, user, "a vanishing act")
+        status = await stack.wait_text(chat, "Drawing with Flux")
+        stack.tg.delete_message(stack.bot, chat, status.message_id)
+        told = await stack.wait_text(chat, "took too long")
+        assert told.message_id != status.message_id  # a new message, since the old is gone
+        assert any("Retry" in t for t in told.button_texts)
+
+
+async def test_a_group_that_removed_the_bot_fails_the_job_and_others_are_served(
+    tmp_path: Path,
+) -> None:
+    async with running_bot(tmp_path) as stack:
+        user = stack.user()
+        group = stack.tg.group(-100321, "Former friends", admins=[9999], members=[user.id])
+        await _held_job(stack, group, user, "a farewell party")
+        stack.tg.kick(group)
+        stack.arta.release("a farewell party")
+        (job,) = await wait_jobs(stack, user, finished=1)
+        assert job.state is JobState.FAILED
+        assert job.error_kind == "blocked"
+        assert "kicked" in (job.error_detail or "")
+        await _still_serving(stack)
