@@ -30,7 +30,12 @@ from bot.storage.tokens import SqliteTokenStore
 from bot.telegram.commands import register_commands
 from bot.telegram.i18n import UserLocaleMiddleware, make_i18n
 from bot.telegram.job_observer import TelegramJobObserver
-from bot.telegram.middlewares import AccessMiddleware, FloodMiddleware, UserSettingsMiddleware
+from bot.telegram.middlewares import (
+    AccessMiddleware,
+    FloodMiddleware,
+    InFlightUpdates,
+    UserSettingsMiddleware,
+)
 from bot.telegram.retry import RetryMiddleware
 from bot.telegram.routers import all_routers
 from bot.telegram.starter import JobStarter
@@ -82,14 +87,20 @@ class BotApp:
         self.starter = JobStarter(
             runner=self.runner, jobs=self.jobs, observer=self.observer, clock=clock
         )
+        self.in_flight_updates = InFlightUpdates()
         self.dispatcher = self._build_dispatcher()
         self.web_addresses: list[Any] = []
         self._stop_requested: asyncio.Event | None = None
         self._closed = False
 
     @classmethod
-    async def create(cls, config: Config) -> BotApp:
-        """Open the store and the clients, and check every token with Telegram."""
+    async def create(
+        cls, config: Config, *, arta: Callable[[Config, Database], ArtaClient] | None = None
+    ) -> BotApp:
+        """Open the store and the clients, and check every token with Telegram.
+
+        `arta` builds the ARTA client from the config and the open store instead of the
+        default one (the benchmark injects a baseline client this way)."""
         tokens = config.require_tokens()
         bots = [make_bot(token, config) for token in tokens]
         try:
@@ -99,8 +110,12 @@ class BotApp:
             raise StartupError(
                 f"database.path: cannot open {config.database.path!r}: {error}"
             ) from None
-        arta = ArtaClient(config.arta.to_settings(), token_store=SqliteTokenStore(db))
-        app = cls(config=config, db=db, arta=arta, bots=bots)
+        client = (
+            arta(config, db)
+            if arta is not None
+            else ArtaClient(config.arta.to_settings(), token_store=SqliteTokenStore(db))
+        )
+        app = cls(config=config, db=db, arta=client, bots=bots)
         try:
             await app._check_bots()
         except BaseException:
@@ -215,6 +230,8 @@ class BotApp:
         if self._closed:
             return
         self._closed = True
+        if not await self.in_flight_updates.wait_idle(within=5):
+            log.warning("stopping with updates still being handled")
         await self.runner.stop()
         await self.arta.close()
         await _close_bots(self.bots)
@@ -230,6 +247,7 @@ class BotApp:
             starter=self.starter,
             arta=self.arta,
         )
+        dp.update.outer_middleware(self.in_flight_updates)
         access = self.config.access
         for observer in (dp.message, dp.callback_query):
             observer.outer_middleware(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable, Collection
 from contextlib import AbstractContextManager
@@ -125,3 +126,31 @@ def _telegram_locale(i18n: I18n, user: User | None) -> AbstractContextManager[No
     # These middlewares run before the locale one and answer before any database read, so
     # they speak the language Telegram reports rather than the one chosen in /settings.
     return locale_scope(i18n, locale_for(i18n, user, None))
+
+
+class InFlightUpdates(BaseMiddleware):
+    """Counts updates being handled, so a shutdown lets them finish before the store and
+    the clients they use are closed."""
+
+    def __init__(self) -> None:
+        self._count = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
+        self._count += 1
+        self._idle.clear()
+        try:
+            return await handler(event, data)
+        finally:
+            self._count -= 1
+            if self._count == 0:
+                self._idle.set()
+
+    async def wait_idle(self, within: float) -> bool:
+        """True if every update finished within `within` seconds."""
+        try:
+            await asyncio.wait_for(self._idle.wait(), within)
+        except TimeoutError:
+            return False
+        return True
