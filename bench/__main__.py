@@ -1,0 +1,87 @@
+"""`python -m bench [--jobs K] [--bots B] [--time-factor F] [--write] ...`
+
+Runs the workload through our bot, then through the gpt4free-style baseline, each against
+fresh fakes, and prints every figure with the ratio ours/baseline. See BENCHMARKS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import shlex
+import sys
+import tempfile
+from pathlib import Path
+
+from bench.report import section, table, text_table, write_section
+from bench.run import Distribution, Params, Result, run_leg
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    defaults = Params()
+    parser.add_argument("--jobs", type=int, default=defaults.jobs, help="jobs, one user each")
+    parser.add_argument("--bots", type=int, default=defaults.bots, help="bots in the process")
+    parser.add_argument(
+        "--time-factor",
+        type=float,
+        default=defaults.time_factor,
+        help="scales job durations and the bot's poll and edit intervals alike",
+    )
+    parser.add_argument(
+        "--queue", type=Distribution.parse, default=defaults.queue, help="uniform:0:3 (seconds)"
+    )
+    parser.add_argument(
+        "--generation",
+        type=Distribution.parse,
+        default=defaults.generation,
+        help="uniform:5:20 (seconds; also const:X, expo:MEAN)",
+    )
+    parser.add_argument(
+        "--burst", type=int, default=defaults.burst, help="/help updates sent at once"
+    )
+    parser.add_argument(
+        "--ramp", type=float, default=defaults.ramp, help="seconds over which jobs are sent"
+    )
+    parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument("--grace", type=float, default=defaults.grace)
+    parser.add_argument("--no-baseline", action="store_true", help="run our bot only")
+    parser.add_argument("--write", action="store_true", help="update BENCHMARKS.md")
+    parser.add_argument("--workdir", type=Path, help="keep configs, databases and logs here")
+    args = parser.parse_args(argv)
+    params = Params(
+        jobs=args.jobs,
+        bots=args.bots,
+        time_factor=args.time_factor,
+        queue=args.queue,
+        generation=args.generation,
+        burst=args.burst,
+        ramp=args.ramp,
+        seed=args.seed,
+        grace=args.grace,
+    )
+    ours, baseline = asyncio.run(run(params, args.workdir, with_baseline=not args.no_baseline))
+    print()
+    print(text_table(table(ours, baseline)))
+    if args.write:
+        command = " ".join(["python -m bench", *(shlex.quote(a) for a in argv if a != "--write")])
+        write_section(ROOT / "BENCHMARKS.md", command, section(command, params, ours, baseline))
+        print(f"\nwrote BENCHMARKS.md ({command})")
+    return 0 if ours.failed == 0 else 1
+
+
+async def run(
+    params: Params, workdir: Path | None, *, with_baseline: bool = True
+) -> tuple[Result, Result | None]:
+    with tempfile.TemporaryDirectory(prefix="bench-") as temporary:
+        base = workdir or Path(temporary)
+        ours = await run_leg("ours", params, base / "ours")
+        baseline = await run_leg("baseline", params, base / "baseline") if with_baseline else None
+    return ours, baseline
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,156 @@
+"""The results as a table (stdout) and as a section of BENCHMARKS.md."""
+
+from __future__ import annotations
+
+import math
+import platform
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bench.run import Params, Result
+
+HEADER = """# Benchmarks
+
+`python -m bench` (or `python3 dev.py bench`) starts the fake ARTA and the fake Bot API on
+127.0.0.1 in its own process, starts the real bot (`python -m bot --config ...`) in another
+process pointed at them, and plays one user per job sending
+`/imagine <unique prompt> --model flux -n <1-4>`. The same workload then runs through the
+baseline: the same bot with a client that does what gpt4free's ARTA provider does (a fresh
+aiohttp session per job, the token read from a JSON file per job with no lock, a status
+check at once and then every 2 s with no deadline; `bench/baseline_client.py`). Every leg
+gets fresh fakes and a fresh database. `--write` replaces the section of this file that has
+the same command.
+
+How the figures are taken:
+* *delivery after done*: from the moment the fake ARTA's clock says a job's generation
+  finished (record created + queue + generation seconds, not the moment a poll saw DONE)
+  to the album's (or photo's) request arriving at the fake Bot API;
+* *status polls*, *sign-ups*, *refreshes*: counted by the fake ARTA; *connections*: distinct
+  TCP connections to its API and account endpoints (not the picture fetches of the fake
+  Bot API);
+* *CPU per job*: the bot process's user + system time (`/proc/<pid>/stat`) from the moment
+  it polls Telegram until every album arrived, divided by the jobs; start-up is shown apart;
+  *peak RSS*: `VmHWM` from `/proc/<pid>/status` after the jobs;
+* *updates per second*: N users send `/help` at the same instant (one each, since the bot
+  limits floods per user); N divided by the time until the last answer arrived;
+* the time factor scales the job durations and, by the same factor, the bot's
+  `poll_min_interval` (1 s), `poll_max_interval` (10 s), `status_edit_interval` (3 s) and the
+  baseline's 2 s poll; limits are raised so the whole load is let in at once.
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    label: str
+    value: Callable[[Result], float]
+    digits: int
+
+
+ROWS: tuple[Row, ...] = (
+    Row("jobs completed", lambda r: r.completed, 0),
+    Row("jobs failed", lambda r: r.failed, 0),
+    Row("delivery after done, median (s)", lambda r: r.delivery_quantile(0.5), 3),
+    Row("delivery after done, p95 (s)", lambda r: r.delivery_quantile(0.95), 3),
+    Row("delivery after done, max (s)", lambda r: r.delivery_quantile(1.0), 3),
+    Row("status polls per job", lambda r: r.polls_per_job, 2),
+    Row("sign-ups", lambda r: r.signups, 0),
+    Row("token refreshes", lambda r: r.refreshes, 0),
+    Row("TCP connections to ARTA", lambda r: r.connections, 0),
+    Row("bot CPU per job (ms)", lambda r: r.cpu_ms_per_job, 2),
+    Row("bot CPU to start (s)", lambda r: r.startup_cpu_seconds, 2),
+    Row("bot peak RSS (MiB)", lambda r: r.peak_rss_mb, 1),
+    Row("/help updates per second", lambda r: r.updates_per_second, 0),
+    Row("wall time of the leg (s)", lambda r: r.wall_seconds, 1),
+)
+
+
+def table(ours: Result, baseline: Result | None) -> list[list[str]]:
+    rows = [["", "ours", "baseline", "ours/baseline"]]
+    for row in ROWS:
+        mine = row.value(ours)
+        theirs = row.value(baseline) if baseline is not None else math.nan
+        rows.append(
+            [
+                row.label,
+                _number(mine, row.digits),
+                _number(theirs, row.digits),
+                _ratio(mine, theirs),
+            ]
+        )
+    return rows
+
+
+def text_table(rows: list[list[str]]) -> str:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = []
+    for n, row in enumerate(rows):
+        cells = [row[0].ljust(widths[0])] + [
+            c.rjust(w) for c, w in zip(row[1:], widths[1:], strict=True)
+        ]
+        lines.append("  ".join(cells))
+        if n == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def markdown_table(rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(rows[0]) + " |", "|---|" + "---:|" * (len(rows[0]) - 1)]
+    lines.extend("| " + " | ".join(row) + " |" for row in rows[1:])
+    return "\n".join(lines)
+
+
+def machine() -> str:
+    model = "unknown CPU"
+    cores = 0
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name") and model == "unknown CPU":
+                model = line.split(":", 1)[1].strip()
+            if line.startswith("processor"):
+                cores += 1
+    except OSError:
+        pass
+    return f"{model}, {cores} cores, Python {platform.python_version()} ({platform.system()})"
+
+
+def describe(params: Params) -> str:
+    return (
+        f"{params.jobs} jobs over {params.bots} bot(s), 1-4 pictures each; queue "
+        f"{params.queue}, generation {params.generation}, times x{params.time_factor:g}; "
+        f"users send over {params.ramp:g} s; burst of {params.burst} /help; seed {params.seed}"
+    )
+
+
+def section(command: str, params: Params, ours: Result, baseline: Result | None) -> str:
+    now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return (
+        f"## `{command}`\n\n"
+        f"- date: {now}\n"
+        f"- machine: {machine()}\n"
+        f"- workload: {describe(params)}\n\n"
+        f"{markdown_table(table(ours, baseline))}\n"
+    )
+
+
+def write_section(path: Path, command: str, text: str) -> None:
+    """Replace the section for `command` in `path` (or add it), keeping the others."""
+    old = path.read_text() if path.exists() else ""
+    sections = re.split(r"(?m)^(?=## `)", old)
+    kept = [s for s in sections[1:] if not s.startswith(f"## `{command}`\n")]
+    body = "\n".join(s.rstrip("\n") + "\n" for s in [*kept, text])
+    path.write_text(HEADER + "\n" + body)
+
+
+def _number(value: float, digits: int) -> str:
+    if math.isnan(value):
+        return "-"
+    return f"{value:,.{digits}f}"
+
+
+def _ratio(mine: float, theirs: float) -> str:
+    if math.isnan(mine) or math.isnan(theirs) or theirs == 0:
+        return "-"
+    return f"{mine / theirs:.2f}"

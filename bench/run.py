@@ -1,0 +1,454 @@
+"""One benchmark leg: fresh fakes, the real bot process pointed at them, the workload, figures.
+
+The fake ARTA and the fake Bot API run in this process on 127.0.0.1; the bot runs as
+`python -m bot --config ...` (or the baseline entry point) in its own process, so its CPU
+time and memory are its own and can be read from /proc.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import signal
+import statistics
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from tests.bot_process import ROOT
+from tests.fakes.arta_server import API_PATH, REFRESH_PATH, SIGNUP_PATH, FakeArta, RecordScript
+from tests.fakes.telegram_api import ApiCall, FakeBot, FakeTelegram
+
+# The bot's own defaults that are timings; the benchmark scales them with the workload.
+DEFAULT_POLL_MIN_INTERVAL = 1.0
+DEFAULT_POLL_MAX_INTERVAL = 10.0
+DEFAULT_STATUS_EDIT_INTERVAL = 3.0
+GPT4FREE_POLL_SECONDS = 2.0
+DELIVERY_METHODS = {"sendmediagroup", "sendphoto", "senddocument"}
+USER_BASE_ID = 10_000
+BURST_USER_BASE_ID = 5_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class Distribution:
+    """Seconds drawn per job: `uniform:A:B`, `const:X` or `expo:MEAN`."""
+
+    kind: str
+    a: float
+    b: float = 0.0
+
+    @classmethod
+    def parse(cls, text: str) -> Distribution:
+        kind, _, rest = text.partition(":")
+        numbers = [float(part) for part in rest.split(":") if part]
+        if kind == "uniform" and len(numbers) == 2 and 0 <= numbers[0] <= numbers[1]:
+            return cls(kind, numbers[0], numbers[1])
+        if kind in {"const", "expo"} and len(numbers) == 1 and numbers[0] >= 0:
+            return cls(kind, numbers[0])
+        raise ValueError(f"not a distribution: {text!r} (uniform:A:B, const:X or expo:MEAN)")
+
+    def draw(self, rng: random.Random) -> float:
+        if self.kind == "uniform":
+            return rng.uniform(self.a, self.b)
+        if self.kind == "expo":
+            return rng.expovariate(1 / self.a) if self.a > 0 else 0.0
+        return self.a
+
+    def __str__(self) -> str:
+        if self.kind == "uniform":
+            return f"uniform {self.a:g}-{self.b:g} s"
+        return f"{self.kind} {self.a:g} s"
+
+
+@dataclass(frozen=True, slots=True)
+class Params:
+    jobs: int = 500
+    bots: int = 1
+    time_factor: float = 1.0
+    queue: Distribution = Distribution("uniform", 0.0, 3.0)
+    generation: Distribution = Distribution("uniform", 5.0, 20.0)
+    burst: int = 1000
+    # Seconds over which the users send their /imagine (0: all at once).
+    ramp: float = 0.0
+    seed: int = 1
+    # Extra seconds allowed past the slowest job's due time before the rest count as failed.
+    grace: float = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class JobPlan:
+    index: int
+    bot: int
+    user_id: int
+    prompt: str
+    images: int
+    queue_seconds: float
+    generation_seconds: float
+
+
+@dataclass(slots=True)
+class Result:
+    name: str
+    jobs: int
+    completed: int = 0
+    failed: int = 0
+    delivery: list[float] = field(default_factory=list)
+    status_polls: int = 0
+    signups: int = 0
+    refreshes: int = 0
+    connections: int = 0
+    cpu_seconds: float = 0.0
+    startup_cpu_seconds: float = 0.0
+    peak_rss_mb: float = 0.0
+    burst: int = 0
+    burst_answered: int = 0
+    burst_seconds: float = 0.0
+    wall_seconds: float = 0.0
+    exit_code: int | None = None
+
+    @property
+    def polls_per_job(self) -> float:
+        return self.status_polls / self.jobs if self.jobs else 0.0
+
+    @property
+    def cpu_ms_per_job(self) -> float:
+        return 1000 * self.cpu_seconds / self.jobs if self.jobs else 0.0
+
+    @property
+    def updates_per_second(self) -> float:
+        return self.burst_answered / self.burst_seconds if self.burst_seconds > 0 else 0.0
+
+    def delivery_quantile(self, q: float) -> float:
+        if not self.delivery:
+            return float("nan")
+        ordered = sorted(self.delivery)
+        if q >= 1:
+            return ordered[-1]
+        if q == 0.5:
+            return statistics.median(ordered)
+        return statistics.quantiles(ordered, n=100, method="inclusive")[round(q * 100) - 1]
+
+
+def plan_jobs(params: Params) -> list[JobPlan]:
+    """The same workload for every leg: one user and one unique prompt per job."""
+    rng = random.Random(params.seed)
+    return [
+        JobPlan(
+            index=index,
+            bot=index % params.bots,
+            user_id=USER_BASE_ID + index,
+            prompt=f"bench job {index} a lighthouse on a cliff at dusk",
+            images=rng.randint(1, 4),
+            queue_seconds=params.queue.draw(rng) * params.time_factor,
+            generation_seconds=params.generation.draw(rng) * params.time_factor,
+        )
+        for index in range(params.jobs)
+    ]
+
+
+def bot_command(kind: str, config: Path, params: Params) -> list[str]:
+    """The production entry point, or the same app on the gpt4free-style client."""
+    if kind == "ours":
+        return [sys.executable, "-m", "bot", "--config", str(config)]
+    interval = GPT4FREE_POLL_SECONDS * params.time_factor
+    return [
+        sys.executable,
+        "-m",
+        "bench.baseline_bot",
+        "--config",
+        str(config),
+        "--poll-interval",
+        f"{interval:g}",
+    ]
+
+
+def write_bench_config(
+    path: Path, tg: FakeTelegram, arta: FakeArta, tokens: tuple[str, ...], params: Params
+) -> Path:
+    """The test config aimed at the fakes, plus limits that let the whole load in at once
+    and the bot's timing defaults scaled by the time factor like the jobs themselves."""
+    factor = params.time_factor
+    sections: dict[str, dict[str, Any]] = {
+        "arta": {
+            "poll_min_interval": DEFAULT_POLL_MIN_INTERVAL * factor,
+            "poll_max_interval": DEFAULT_POLL_MAX_INTERVAL * factor,
+        },
+        "limits": {
+            "max_in_flight": params.jobs + params.burst,
+            "per_user_active": 4,
+            "per_user_per_minute": 60,
+            "status_edit_interval": DEFAULT_STATUS_EDIT_INTERVAL * factor,
+        },
+        "log": {"level": "INFO"},
+    }
+    tables: dict[str, dict[str, Any]] = {
+        "telegram": {"tokens": ",".join(tokens), "api_url": tg.base_url},
+        "arta": {
+            "auth_url": f"{arta.base_url}{SIGNUP_PATH}",
+            "refresh_url": f"{arta.base_url}{REFRESH_PATH}",
+            "api_url": f"{arta.base_url}{API_PATH}",
+            **sections.pop("arta"),
+        },
+        "database": {"path": str(path.parent / "bot.db")},
+        **sections,
+    }
+    lines: list[str] = []
+    for name, values in tables.items():
+        lines.append(f"[{name}]")
+        # JSON strings and numbers are valid TOML values.
+        lines.extend(f"{key} = {json.dumps(value)}" for key, value in values.items())
+        lines.append("")
+    path.write_text("\n".join(lines))
+    return path
+
+
+async def run_leg(
+    kind: str, params: Params, workdir: Path, progress: Callable[[str], None] = print
+) -> Result:
+    workdir.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 - before anything runs
+    plans = plan_jobs(params)
+    result = Result(name=kind, jobs=params.jobs)
+    started = time.monotonic()
+    async with ApiOnlyArta() as arta, FakeTelegram(clock=time.time) as tg:
+        tokens = tuple(f"{7_000_000_001 + n}:BENCH{'x' * 30}{n:05d}" for n in range(params.bots))
+        fake_bots = [tg.add_bot(t, f"bench{n}_bot") for n, t in enumerate(tokens)]
+        config = write_bench_config(workdir / "config.toml", tg, arta, tokens, params)
+        watcher = CallWatcher(tg)
+        log_file = (workdir / "bot.log").open("wb")
+        process = await asyncio.create_subprocess_exec(
+            *bot_command(kind, config, params),
+            cwd=workdir,
+            env={**_clean_environ(), "PYTHONPATH": str(ROOT)},
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=log_file,
+        )
+        try:
+            await _wait(
+                lambda: all(watcher.polled(bot) for bot in fake_bots),
+                process,
+                within=60,
+                what="the bot to start polling",
+            )
+            cpu_ready = process_cpu_seconds(process.pid)
+            result.startup_cpu_seconds = cpu_ready
+            progress(
+                f"{kind}: bot ready ({cpu_ready:.2f} s CPU to start); sending {len(plans)} jobs"
+            )
+            await _play_jobs(tg, arta, fake_bots, plans, params)
+            due = time.time() + max(p.queue_seconds + p.generation_seconds for p in plans)
+            await _wait(
+                lambda: watcher.scan() >= len(plans),
+                process,
+                within=due - time.time() + params.grace,
+                what="every album",
+                fail=False,
+            )
+            result.cpu_seconds = process_cpu_seconds(process.pid) - cpu_ready
+            result.peak_rss_mb = process_peak_rss_mb(process.pid)
+            _collect_jobs(result, arta, plans, watcher)
+            progress(
+                f"{kind}: {result.completed}/{len(plans)} delivered; "
+                f"{params.burst} /help updates at once"
+            )
+            await _help_burst(result, tg, fake_bots, watcher, process, params)
+        finally:
+            if process.returncode is None:
+                process.send_signal(signal.SIGTERM)
+                try:
+                    async with asyncio.timeout(20):
+                        await process.wait()
+                except TimeoutError:
+                    process.kill()
+                    await process.wait()
+            log_file.close()
+        result.exit_code = process.returncode
+        result.status_polls = arta.total_status_polls
+        result.signups = arta.signups
+        result.refreshes = arta.refreshes
+        result.connections = len(arta.api_transports)
+    result.wall_seconds = time.monotonic() - started
+    return result
+
+
+async def _play_jobs(
+    tg: FakeTelegram,
+    arta: FakeArta,
+    fake_bots: list[FakeBot],
+    plans: list[JobPlan],
+    params: Params,
+) -> None:
+    pause = params.ramp / len(plans) if plans and params.ramp > 0 else 0.0
+    for plan in plans:
+        arta.scripts_by_prompt[plan.prompt] = RecordScript(
+            queue_polls=0,
+            progress_polls=0,
+            queue_seconds=plan.queue_seconds,
+            generation_seconds=plan.generation_seconds,
+        )
+        user = tg.user(plan.user_id, f"User{plan.index}")
+        chat = tg.private_chat(user)
+        text = f"/imagine {plan.prompt} --model flux -n {plan.images}"
+        tg.send_text(fake_bots[plan.bot], chat, user, text)
+        if pause:
+            await asyncio.sleep(pause)
+
+
+def _collect_jobs(
+    result: Result, arta: FakeArta, plans: list[JobPlan], watcher: CallWatcher
+) -> None:
+    records = {record.prompt: record for record in arta.records.values()}
+    for plan in plans:
+        arrived = watcher.delivered.get(plan.user_id)
+        record = records.get(plan.prompt)
+        if arrived is None or record is None:
+            result.failed += 1
+            continue
+        result.completed += 1
+        # When the fake's clock says the generation finished, not when a poll noticed it.
+        done_at = (
+            record.created_at + record.script.queue_seconds + record.script.generation_seconds
+        )
+        result.delivery.append(arrived - done_at)
+
+
+async def _help_burst(
+    result: Result,
+    tg: FakeTelegram,
+    fake_bots: list[FakeBot],
+    watcher: CallWatcher,
+    process: asyncio.subprocess.Process,
+    params: Params,
+) -> None:
+    """N users send /help at the same moment; time until the N answers have arrived."""
+    result.burst = params.burst
+    if not params.burst:
+        return
+    chats = set()
+    sent_at = time.time()
+    for n in range(params.burst):
+        user = tg.user(BURST_USER_BASE_ID + n, f"Burst{n}")
+        chat = tg.private_chat(user)
+        chats.add(chat.id)
+        tg.send_text(fake_bots[n % len(fake_bots)], chat, user, "/help")
+
+    def answered() -> bool:
+        watcher.scan()
+        return len(chats & watcher.answered.keys()) >= len(chats)
+
+    await _wait(answered, process, within=60, what="every /help answer", fail=False)
+    times = [watcher.answered[c] for c in chats if c in watcher.answered]
+    result.burst_answered = len(times)
+    result.burst_seconds = (max(times) - sent_at) if times else 0.0
+
+
+class ApiOnlyArta(FakeArta):
+    """The fake ARTA, counting only connections to the API and the account service: the
+    fake Bot API fetches result pictures from it too, and those are not the bot's."""
+
+    def __init__(self) -> None:
+        super().__init__(clock=time.time)
+        self.api_transports: set[object] = set()
+
+    @web.middleware
+    async def _track_connection(
+        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        if not request.path.startswith("/images/"):
+            self.api_transports.add(request.transport)
+        return await handler(request)
+
+
+class CallWatcher:
+    """Reads the fake Bot API's call log incrementally: first picture and first text
+    message per chat, and which bots are polling."""
+
+    def __init__(self, tg: FakeTelegram) -> None:
+        self._tg = tg
+        self._next = 0
+        self._pending: list[ApiCall] = []
+        self.delivered: dict[int, float] = {}
+        self.answered: dict[int, float] = {}
+        self._polling: set[int] = set()
+
+    def polled(self, bot: FakeBot) -> bool:
+        self.scan()
+        return bot.id in self._polling
+
+    def scan(self) -> int:
+        """Read the calls made since the last scan; returns the number of deliveries."""
+        calls = self._tg.api_calls
+        fresh = calls[self._next :]
+        self._next = len(calls)
+        pending, self._pending = self._pending + fresh, []
+        for call in pending:
+            method = call.method.lower()
+            if method == "getupdates":
+                if call.bot_id is not None:
+                    self._polling.add(call.bot_id)
+                continue
+            if call.ok is None:
+                self._pending.append(call)
+                continue
+            if not call.ok:
+                continue
+            chat_id = call.params.get("chat_id")
+            if not isinstance(chat_id, int):
+                continue
+            if method in DELIVERY_METHODS:
+                self.delivered.setdefault(chat_id, call.at)
+            elif method == "sendmessage":
+                self.answered.setdefault(chat_id, call.at)
+        return len(self.delivered)
+
+
+async def _wait(
+    predicate: Callable[[], bool],
+    process: asyncio.subprocess.Process,
+    *,
+    within: float,
+    what: str,
+    fail: bool = True,
+) -> None:
+    deadline = time.monotonic() + within
+    while True:
+        if predicate():
+            return
+        if process.returncode is not None:
+            raise RuntimeError(f"the bot exited ({process.returncode}) while waiting for {what}")
+        if time.monotonic() >= deadline:
+            if fail:
+                raise TimeoutError(f"timed out after {within:.0f} s waiting for {what}")
+            return
+        await asyncio.sleep(0.05)
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a live process, from /proc/<pid>/stat."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    fields = stat[stat.rindex(")") + 2 :].split()
+    # utime and stime are fields 14 and 15 of the whole line, 12 and 13 after "(comm) ".
+    ticks = int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def process_peak_rss_mb(pid: int) -> float:
+    """Peak resident set size (VmHWM) of a live process, in MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def _clean_environ() -> dict[str, str]:
+    # Only the config file may steer the bot: no BOT_TOKEN or ARTA_* from the caller's shell.
+    from bot.config import ENVIRONMENT_KEYS
+
+    return {k: v for k, v in os.environ.items() if k not in ENVIRONMENT_KEYS}
