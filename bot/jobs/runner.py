@@ -137,9 +137,10 @@ class JobRunner:
         draft = await self._jobs.get(job_id)
         if draft is None or draft.state is not JobState.DRAFT:
             return None
-        self._take_rate_slot(draft.bot_id, draft.user_id)
+        self._check_rate(draft.bot_id, draft.user_id)
         if not await self._jobs.mark_queued(job_id, model, now=self._clock()):
-            return None
+            return None  # a second tap on the picker: the first one started the job
+        self._rate.hit((draft.bot_id, draft.user_id), self._clock())
         if status_message_id is not None:
             await self._jobs.set_status_message(job_id, status_message_id)
         job = await self._jobs.get(job_id)
@@ -199,11 +200,13 @@ class JobRunner:
     # -- scheduling -----------------------------------------------------------------
 
     def _take_rate_slot(self, bot_id: int, user_id: int) -> None:
-        now = self._clock()
-        wait = self._rate.retry_after((bot_id, user_id), now)
+        self._check_rate(bot_id, user_id)
+        self._rate.hit((bot_id, user_id), self._clock())
+
+    def _check_rate(self, bot_id: int, user_id: int) -> None:
+        wait = self._rate.retry_after((bot_id, user_id), self._clock())
         if wait is not None:
             raise RateLimited(wait)
-        self._rate.hit((bot_id, user_id), now)
 
     def _enqueue(self, job: JobRecord) -> int | None:
         self._waiting[job.id] = job
@@ -261,8 +264,10 @@ class JobRunner:
             for job_id, position in self._queue.positions().items():
                 if self._shown_positions.get(job_id) == position:
                     continue
+                job = self._waiting.get(job_id)
+                if job is None:
+                    continue  # started (or cancelled) while earlier ones were notified
                 self._shown_positions[job_id] = position
-                job = self._waiting[job_id]
                 await self._notify(job, Progress(Stage.WAITING, position=position))
 
     # -- one job ----------------------------------------------------------------------
