@@ -11,8 +11,6 @@ import os
 import sys
 from pathlib import Path
 
-from bot.app import BotApp, StartupError
-from bot.checks import run_checks
 from bot.config import Config, ConfigError, load_config
 from bot.logging_setup import RedactSecrets, setup_logging
 
@@ -49,6 +47,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "check":
         return _check(config, tokens)
     setup_logging(config.log.level, config.log.format, secrets=tokens)
+    # Imported only now: aiogram takes a second or more to import, and a config error
+    # should be reported at once.
+    from bot.app import StartupError
+
     try:
         asyncio.run(_serve(config))
     except (ConfigError, StartupError) as error:
@@ -60,6 +62,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _check(config: Config, tokens: tuple[str, ...]) -> int:
+    from bot.checks import run_checks
+
     redact = RedactSecrets(tokens).redact
     results = asyncio.run(run_checks(config))
     for result in results:
@@ -78,6 +82,8 @@ def _config_path(option: str | None) -> Path | None:
 
 
 async def _serve(config: Config) -> None:
+    from bot.app import BotApp
+
     app = await BotApp.create(config)
     await app.run()
 

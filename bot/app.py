@@ -104,6 +104,13 @@ class BotApp:
         tokens = config.require_tokens()
         bots = [make_bot(token, config) for token in tokens]
         try:
+            # Telegram first: a rejected token stops start-up with its one line, before a
+            # database is created or migrated (and logged about) for a bot that cannot run.
+            await _check_bots(bots)
+        except BaseException:
+            await _close_bots(bots)
+            raise
+        try:
             db = await Database.open(config.database.path)
         except Exception as error:
             await _close_bots(bots)
@@ -115,13 +122,7 @@ class BotApp:
             if arta is not None
             else ArtaClient(config.arta.to_settings(), token_store=SqliteTokenStore(db))
         )
-        app = cls(config=config, db=db, arta=client, bots=bots)
-        try:
-            await app._check_bots()
-        except BaseException:
-            await app.close()
-            raise
-        return app
+        return cls(config=config, db=db, arta=client, bots=bots)
 
     async def run(self, *, handle_signals: bool = True) -> None:
         """Serve in the configured mode until stopped; unfinished jobs stay saved."""
@@ -262,19 +263,20 @@ class BotApp:
         dp.include_routers(*all_routers())
         return dp
 
-    async def _check_bots(self) -> None:
-        for number, bot in enumerate(self.bots, start=1):
-            try:
-                me = await bot.me()
-            except TelegramUnauthorizedError:
-                raise StartupError(
-                    f"telegram.tokens: token #{number} was rejected by Telegram (Unauthorized)"
-                ) from None
-            except (TimeoutError, TelegramAPIError, OSError) as error:
-                raise StartupError(
-                    f"telegram.api_url: cannot reach the Bot API: {type(error).__name__}"
-                ) from None
-            log.info("serving @%s (id %s)", me.username, me.id)
+
+async def _check_bots(bots: list[Bot]) -> None:
+    for number, bot in enumerate(bots, start=1):
+        try:
+            me = await bot.me()
+        except TelegramUnauthorizedError:
+            raise StartupError(
+                f"telegram.tokens: token #{number} was rejected by Telegram (Unauthorized)"
+            ) from None
+        except (TimeoutError, TelegramAPIError, OSError) as error:
+            raise StartupError(
+                f"telegram.api_url: cannot reach the Bot API: {type(error).__name__}"
+            ) from None
+        log.info("serving @%s (id %s)", me.username, me.id)
 
 
 def make_bot(token: str, config: Config) -> Bot:
