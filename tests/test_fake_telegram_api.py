@@ -104,8 +104,9 @@ def alice(fake: FakeTelegram) -> FakeUser:
 
 
 @pytest.fixture
-def chat(fake: FakeTelegram, alice: FakeUser) -> FakeChat:
-    return fake.private_chat(alice)
+def chat(fake: FakeTelegram, alice: FakeUser, tg_bot: FakeBot) -> FakeChat:
+    """Alice's private chat with the bot, which she has already started."""
+    return fake.private_chat(alice, started_with=[tg_bot])
 
 
 @pytest.fixture
@@ -933,3 +934,62 @@ async def test_standalone_server_serves_another_process() -> None:
     assert me.id == 4242
     assert update.message is not None and update.message.text == "/start"
     assert process.returncode == 0
+
+
+# --------------------------------------------------------------------------- who sees what
+
+
+async def test_bot_cannot_write_first_to_a_user(
+    fake: FakeTelegram, bot: Bot, tg_bot: FakeBot
+) -> None:
+    bob = fake.user(2002, "Bob")
+    bobs_chat = fake.private_chat(bob)
+
+    with pytest.raises(TelegramForbiddenError, match="can't initiate conversation"):
+        await bot.send_message(bobs_chat.id, "hello?")
+
+    fake.send_text(tg_bot, bobs_chat, bob, "/start")
+    await bot.send_message(bobs_chat.id, "hello!")
+
+
+async def test_in_groups_privacy_mode_hides_chatter_from_the_bot(
+    fake: FakeTelegram, bot: Bot, tg_bot: FakeBot, alice: FakeUser
+) -> None:
+    group = fake.group(-100777, "Artists", members=[alice.id])
+    answer = await bot.send_message(group.id, "ask me")
+
+    fake.send_text(tg_bot, group, alice, "just chatting")
+    fake.send_text(tg_bot, group, alice, "/imagine@some_other_bot a fox")
+    fake.send_text(tg_bot, group, alice, "/imagine@art_test_bot a fox")
+    fake.send_text(tg_bot, group, alice, "/imagine a cat")
+    fake.send_text(tg_bot, group, alice, "hey @Art_Test_Bot")
+    fake.send_text(tg_bot, group, alice, "a reply", reply_to=answer.message_id)
+
+    seen = [u.message.text for u in await bot.get_updates(timeout=0) if u.message]
+    assert seen == [
+        "/imagine@art_test_bot a fox",
+        "/imagine a cat",
+        "hey @Art_Test_Bot",
+        "a reply",
+    ]
+    assert len(fake.messages(tg_bot, group, from_bot=False)) == 6  # all were still sent
+
+    tg_bot.privacy_mode = False
+    fake.send_text(tg_bot, group, alice, "now everything")
+    assert (await bot.get_me()).can_read_all_group_messages is True
+    assert [u.message.text for u in await bot.get_updates(offset=-1, timeout=0) if u.message] == [
+        "now everything"
+    ]
+
+
+async def test_deleting_a_users_group_message_needs_admin_rights(
+    fake: FakeTelegram, bot: Bot, tg_bot: FakeBot, alice: FakeUser
+) -> None:
+    group = fake.group(-100888, "Artists", members=[alice.id])
+    message = fake.send_text(tg_bot, group, alice, "/imagine spam")
+
+    with pytest.raises(TelegramBadRequest, match="message can't be deleted"):
+        await bot.delete_message(group.id, message.message_id)
+
+    group.admins.append(tg_bot.id)
+    assert await bot.delete_message(group.id, message.message_id) is True

@@ -370,6 +370,10 @@ class FakeBot:
         self._next_update_id = 1
         self._message_ids: dict[int, itertools.count[int]] = {}
         self._poll_generation = 0
+        # Telegram's default: in groups the bot sees only commands, replies to it and
+        # mentions of it (admins see everything). Switched off with @BotFather /setprivacy.
+        self.privacy_mode = True
+        self.started_by: set[int] = set()  # users who wrote to the bot in private
 
     def commands(self, language_code: str = "", scope: dict | None = None) -> list[dict[str, str]]:
         """Commands set with setMyCommands for this scope and language ("" = default)."""
@@ -382,7 +386,7 @@ class FakeBot:
             "first_name": self.first_name,
             "username": self.username,
             "can_join_groups": True,
-            "can_read_all_group_messages": False,
+            "can_read_all_group_messages": not self.privacy_mode,
             "supports_inline_queries": False,
         }
 
@@ -513,9 +517,13 @@ class FakeTelegram:
         self.users[id] = user
         return user
 
-    def private_chat(self, user: FakeUser) -> FakeChat:
+    def private_chat(self, user: FakeUser, started_with: Iterable[FakeBot] = ()) -> FakeChat:
+        """The user's private chat. A bot cannot write there until the user has written to
+        it (send_text, press) or it is named in `started_with` (an earlier /start)."""
         chat = self.chats.get(user.id) or FakeChat(user.id, "private", user=user)
         self.chats[user.id] = chat
+        for bot in started_with:
+            bot.started_by.add(user.id)
         return chat
 
     def group(
@@ -920,7 +928,11 @@ class FakeTelegram:
                 if kind not in _UPDATE_TYPES:
                     raise bad_request(f"unknown update type {kind!r} in allowed_updates")
             bot.allowed_updates = allowed  # Telegram remembers it for later calls
-        if offset:
+        if offset and offset < 0:
+            # "offset -N retrieves updates starting from -N-th update from the end of the
+            # queue. All previous updates will be forgotten."
+            bot.pending_updates = bot.pending_updates[offset:]
+        elif offset:
             bot.pending_updates = [u for u in bot.pending_updates if u["update_id"] >= offset]
 
         def ready() -> bool:
@@ -1170,6 +1182,8 @@ class FakeTelegram:
         message = self._stored(bot, chat.id, _int(params, "message_id"))
         if message is None or message.deleted:
             raise bad_request("message to delete not found")
+        if chat.type != "private" and not message.from_bot and bot.id not in chat.admins:
+            raise bad_request("message can't be deleted")
         message.deleted = True
         return True
 
@@ -1283,6 +1297,8 @@ class FakeTelegram:
             (None, chat.id) in self._blocked or (bot.id, chat.id) in self._blocked
         ):
             raise ApiError(403, "Forbidden: bot was blocked by the user")
+        if chat.type == "private" and chat.id not in bot.started_by:
+            raise ApiError(403, "Forbidden: bot can't initiate conversation with a user")
         if (None, chat.id) in self._kicked or (bot.id, chat.id) in self._kicked:
             kind = "supergroup" if chat.type == "supergroup" else "group"
             raise ApiError(403, f"Forbidden: bot was kicked from the {kind} chat")
@@ -1338,6 +1354,8 @@ class FakeTelegram:
         if reply_to is not None and self._stored(bot, chat.id, reply_to) is None:
             raise AssertionError(f"message {reply_to} does not exist in chat {chat.id}")
         chat.members.add(user.id)
+        if chat.type == "private":
+            bot.started_by.add(user.id)
         message = StoredMessage(
             message_id=bot._next_message_id(chat.id),
             chat=chat,
@@ -1351,7 +1369,22 @@ class FakeTelegram:
 
     def _push_message_update(self, bot: FakeBot, message: StoredMessage) -> None:
         reply = self._stored(bot, message.chat.id, message.reply_to_message_id)
-        self.push_update(bot, {"message": message.to_api(reply)})
+        if self._bot_sees(bot, message, reply):
+            self.push_update(bot, {"message": message.to_api(reply)})
+
+    def _bot_sees(self, bot: FakeBot, message: StoredMessage, reply: StoredMessage | None) -> bool:
+        """Privacy mode: https://core.telegram.org/bots/features#privacy-mode"""
+        chat = message.chat
+        if chat.type == "private" or not bot.privacy_mode or bot.id in chat.admins:
+            return True
+        if reply is not None and reply.from_bot:
+            return True
+        text = message.text or message.caption or ""
+        command = _LEADING_COMMAND_RE.match(text)
+        if command:
+            addressed_to = command[1]
+            return addressed_to is None or addressed_to[1:].lower() == bot.username.lower()
+        return f"@{bot.username.lower()}" in text.lower()
 
     def _new_file(
         self,
