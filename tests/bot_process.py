@@ -12,7 +12,7 @@ from typing import Any
 
 from bot.config import ENVIRONMENT_KEYS
 from tests.fakes.arta_server import API_PATH, REFRESH_PATH, SIGNUP_PATH, FakeArta
-from tests.fakes.telegram_api import FakeTelegram
+from tests.fakes.telegram_api import FakeBot, FakeTelegram
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -47,30 +47,52 @@ def write_config(
 
 
 class BotProcess:
-    def __init__(self, config: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(self, config: Path, tg: FakeTelegram, env: dict[str, str] | None = None) -> None:
         self._config = config
+        self._tg = tg
         self._env = env
         self._process: asyncio.subprocess.Process | None = None
-        self.stderr = b""
+        self._started_at: float | None = None
+        # A file, not a pipe: a chatty process at DEBUG would fill a pipe and block on it.
+        self.log_path = config.parent / "bot-process.log"
 
     async def start(self) -> BotProcess:
+        self._started_at = self._tg.clock()
         # The test's own settings must not leak into the child: only the config file counts.
         env = {k: v for k, v in os.environ.items() if k not in ENVIRONMENT_KEYS}
         env.update(self._env or {})
         env["PYTHONPATH"] = str(ROOT)
-        self._process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "bot",
-            "--config",
-            str(self._config),
-            cwd=self._config.parent,
-            env=env,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.PIPE,
-        )
+        # The child keeps its own copy of the descriptor; ours can close at once.
+        with self.log_path.open("ab") as log_file:
+            self._process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "bot",
+                "--config",
+                str(self._config),
+                cwd=self._config.parent,
+                env=env,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.DEVNULL,
+                stderr=log_file,
+            )
         return self
+
+    async def wait_polling(self, bot: FakeBot, within: float = 90.0) -> None:
+        """Wait until the bot polls the fake; importing aiogram alone takes seconds on a
+        busy machine, so the bound is generous, and a process that died says why."""
+        assert self._process is not None and self._started_at is not None
+        process, tg, since = self._process, self._tg, self._started_at
+
+        # Only this process's polls count: an earlier one may have polled the same fake.
+        def polling_or_dead() -> bool:
+            polled = any(call.at >= since for call in tg.calls("getUpdates", bot))
+            return polled or process.returncode is not None
+
+        await tg.wait_for(polling_or_dead, within, what="the bot process to start polling")
+        if process.returncode is not None:
+            await self.wait()
+            raise AssertionError(f"the bot exited with {process.returncode}:\n{self.log}")
 
     def kill(self) -> None:
         assert self._process is not None
@@ -83,14 +105,12 @@ class BotProcess:
     async def wait(self, within: float = 15.0) -> int:
         assert self._process is not None
         async with asyncio.timeout(within):
-            _, stderr = await self._process.communicate()
-        self.stderr += stderr or b""
-        assert self._process.returncode is not None
-        return self._process.returncode
+            return await self._process.wait()
 
     @property
     def log(self) -> str:
-        return self.stderr.decode(errors="replace")
+        """Everything the process (and any earlier one with this config) wrote to stderr."""
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
     async def __aenter__(self) -> BotProcess:
         return await self.start()

@@ -35,8 +35,8 @@ async def test_sigkill_while_jobs_wait_generate_and_deliver_loses_none_and_submi
             for name, user in (("deliver", alice), ("generate", bob), ("queue", carol))
         }
 
-        async with BotProcess(config) as first:
-            await tg.wait_for(lambda: tg.calls("getUpdates", bot), what="polling")
+        async with BotProcess(config, tg) as first:
+            await first.wait_polling(bot)
             # Delivering: done upstream, but Telegram holds the album back for a minute.
             tg.fail_next("sendMediaGroup", error_code=429, retry_after=60, bot=bot)
             tg.send_text(bot, chats["deliver"], alice, "/imagine deliver me --model flux -n 2")
@@ -61,7 +61,8 @@ async def test_sigkill_while_jobs_wait_generate_and_deliver_loses_none_and_submi
             assert await first.wait() == -9
 
         arta.release("generate me")
-        async with BotProcess(config) as second:
+        async with BotProcess(config, tg) as second:
+            await second.wait_polling(bot)
             for chat in chats.values():
                 await tg.wait_for(
                     lambda chat=chat: _album_count(tg, bot, chat) == 1,
@@ -87,8 +88,8 @@ async def test_sigterm_exits_within_seconds_and_the_next_start_finishes_the_job(
         user = tg.user(1, first_name="Alice")
         chat = tg.private_chat(user)
         arta.hold("slow fox")
-        async with BotProcess(config) as first:
-            await tg.wait_for(lambda: tg.calls("getUpdates", bot), what="polling")
+        async with BotProcess(config, tg) as first:
+            await first.wait_polling(bot)
             tg.send_text(bot, chat, user, "/imagine slow fox --model flux -n 2")
             record = await arta.wait_for_record("slow fox")
             await arta.wait_for(lambda: arta.status_polls[record.record_id] >= 1)
@@ -99,7 +100,8 @@ async def test_sigterm_exits_within_seconds_and_the_next_start_finishes_the_job(
         tg.send_text(bot, chat, user, "/help")  # arrives while the bot is down
 
         arta.release("slow fox")
-        async with BotProcess(config) as second:
+        async with BotProcess(config, tg) as second:
+            await second.wait_polling(bot)
             await tg.wait_for(lambda: _album_count(tg, bot, chat) == 1, what="the album")
             await tg.wait_for(
                 lambda: any(

@@ -17,8 +17,8 @@ async def test_a_full_run_at_debug_with_failures_logs_no_secret(tmp_path: Path) 
         config = write_config(tmp_path / "config.toml", tg, arta, (TOKEN,), log={"level": "DEBUG"})
         user = tg.user(1, first_name="Alice")
         chat = tg.private_chat(user)
-        async with BotProcess(config) as process:
-            await tg.wait_for(lambda: tg.calls("getUpdates", bot), what="polling")
+        async with BotProcess(config, tg) as process:
+            await process.wait_polling(bot)
             tg.send_text(bot, chat, user, "/imagine first light --model flux -n 2")
             await tg.wait_for(lambda: len(tg.albums(bot, chat)) == 1, what="first album")
             # Error paths: the service forgets our token (401 → renewal), a failed job,
