@@ -25,7 +25,7 @@ async def _check(config: Path) -> tuple[int, list[str]]:
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
-    async with asyncio.timeout(60):
+    async with asyncio.timeout(180):
         out, err = await process.communicate()
     assert process.returncode is not None
     assert b"Traceback" not in err, err.decode()
