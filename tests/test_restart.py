@@ -71,6 +71,8 @@ async def test_sigkill_while_jobs_wait_generate_and_deliver_loses_none_and_submi
                 )
             second.terminate()
             assert await second.wait() == 0, second.log
+            # Resumed jobs run outside any update: their status edits must still work.
+            assert "Traceback" not in second.log, second.log
 
         assert dict(arta.submits_by_prompt) == {"deliver me": 1, "generate me": 1, "queue me": 1}
         for chat in chats.values():

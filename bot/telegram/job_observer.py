@@ -57,7 +57,9 @@ class TelegramJobObserver:
         if shown is not None and (shown.text == text or now - shown.at < self._edit_interval):
             return
         self._shown[job.id] = _Shown(now, text)
-        await self._edit_status(job, text, keyboards.status(job.id))
+        with self._locale(job):
+            markup = keyboards.status(job.id)
+        await self._edit_status(job, text, markup)
 
     async def deliver(self, job: JobRecord) -> None:
         bot = self._bot(job)

@@ -1,0 +1,88 @@
+"""Status edits: at most one per interval per message, and never a repeat of the same text."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiogram.exceptions import TelegramBadRequest
+from aiogram.methods import EditMessageText
+
+from bot.arta.client import ArtaClient
+from bot.jobs.observer import Progress, Stage
+from bot.storage.records import JobParams, JobRecord, JobState
+from bot.telegram.i18n import make_i18n
+from bot.telegram.job_observer import TelegramJobObserver
+
+
+class RecordingBot:
+    """Stands in for aiogram.Bot where only edits matter."""
+
+    id = 42
+
+    def __init__(self, not_modified: bool = False) -> None:
+        self.edits: list[str] = []
+        self._not_modified = not_modified
+
+    async def edit_message_text(self, *, text: str, **_: Any) -> None:
+        if self._not_modified:
+            method = EditMessageText(text=text)
+            raise TelegramBadRequest(method, "Bad Request: message is not modified")
+        self.edits.append(text)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _job() -> JobRecord:
+    params = JobParams("fox", "Flux", "", "1:1", 1, 30, 7.0, None)
+    return JobRecord(
+        id=1,
+        bot_id=42,
+        chat_id=5,
+        user_id=5,
+        params=params,
+        state=JobState.SUBMITTED,
+        language="en",
+        request_message_id=None,
+        thread_id=None,
+        status_message_id=9,
+        created_at=0.0,
+    )
+
+
+def _observer(bot: RecordingBot, clock: Clock) -> TelegramJobObserver:
+    return TelegramJobObserver(
+        bots={bot.id: bot},  # type: ignore[dict-item]
+        arta=ArtaClient(),
+        i18n=make_i18n(),
+        edit_interval=3.0,
+        clock=clock,
+    )
+
+
+async def test_progress_edits_at_most_once_per_interval() -> None:
+    bot, clock = RecordingBot(), Clock()
+    observer = _observer(bot, clock)
+    job = _job()
+    for second in range(10):
+        clock.now = 100.0 + second
+        await observer.progress(job, Progress(Stage.GENERATING, elapsed=second))
+    assert len(bot.edits) == 4  # at 0, 3, 6 and 9 s
+    assert bot.edits[-1].endswith("9 s")
+
+
+async def test_the_same_text_is_never_sent_twice_and_not_modified_is_not_an_error() -> None:
+    bot, clock = RecordingBot(), Clock()
+    observer = _observer(bot, clock)
+    job = _job()
+    await observer.progress(job, Progress(Stage.QUEUED))
+    clock.now += 10
+    await observer.progress(job, Progress(Stage.QUEUED))
+    assert len(bot.edits) == 1
+    stubborn = RecordingBot(not_modified=True)
+    await _observer(stubborn, clock).progress(job, Progress(Stage.QUEUED))  # must not raise
