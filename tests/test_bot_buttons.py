@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from tests.bot_steps import answer_of, press, wait_buttons, wait_picker
+from tests.fakes.arta_server import RecordScript
 from tests.fakes.telegram_api import FakeChat, FakeUser, StoredMessage
 from tests.harness import Stack, running_bot
 
@@ -63,3 +64,16 @@ async def test_other_model_shows_the_picker_for_the_same_prompt(tmp_path: Path) 
         first, other = _forms(stack, "a crane")
         assert other["style"] == "Low Poly"
         assert other["aspect_ratio"] == first["aspect_ratio"] == "16:9"
+
+
+async def test_same_seed_repeats_the_seed_even_when_the_service_does_not_echo_it(
+    tmp_path: Path,
+) -> None:
+    async with running_bot(tmp_path, script=RecordScript(echo_seed=False)) as stack:
+        user, chat, ready = await _first_result(stack, "/imagine a wren --model flux -n 2")
+        first_caption = stack.tg.albums(stack.bot, chat)[0][0].caption or ""
+        press(stack, chat, user, ready, "Same seed")
+        await stack.wait_album(chat, count=2)
+        first, again = _forms(stack, "a wren")
+        assert again["seed"] == first["seed"]
+        assert f"seed {first['seed']}" in first_caption

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.bot_steps import failed_calls, wait_picker
 from tests.harness import Stack, running_bot
 
 
@@ -193,3 +194,27 @@ async def test_prompt_typed_after_imagine_wins_over_the_replied_text(tmp_path: P
         await stack.wait_photo(chat)
         assert stack.arta.record_for("a green frog") is not None
         assert stack.arta.record_for("something else") is None
+
+
+async def test_html_in_prompt_and_model_name_is_shown_literally(tmp_path: Path) -> None:
+    async with running_bot(tmp_path) as stack:
+        user, chat = _private(stack)
+        stack.tg.send_text(stack.bot, chat, user, "/imagine a <b>bold</b> & <i>odd</i> cat")
+        picker = await wait_picker(stack, chat)
+        assert "a <b>bold</b> & <i>odd</i> cat" in (picker.text or "")
+        stack.tg.send_text(stack.bot, chat, user, "/imagine a cat --model <flux&co>")
+        answer = await stack.wait_text(chat, "<flux&co>")
+        assert "I don't know the model" in (answer.text or "")
+        assert failed_calls(stack) == []
+
+
+async def test_negative_prompt_over_the_limit_gets_a_friendly_answer(tmp_path: Path) -> None:
+    async with running_bot(tmp_path, limits={"max_negative_length": 20}) as stack:
+        user, chat = _private(stack)
+        stack.tg.send_text(
+            stack.bot, chat, user, "/imagine a cat --model flux --neg " + "blurry, " * 10
+        )
+        answer = await stack.wait_text(chat, "negative prompt is too long")
+        assert "20" in (answer.text or "")
+        await stack.tg.wait_idle(stack.bot)
+        assert stack.arta.submits == 0

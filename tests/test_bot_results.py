@@ -172,3 +172,56 @@ async def test_the_result_buttons_follow_the_pictures(tmp_path: Path) -> None:
         assert ready.message_id > album[-1].message_id
         labels = " ".join(ready.button_texts)
         assert "Again" in labels and "Same seed" in labels and "Other model" in labels
+
+
+async def test_status_edits_are_throttled_per_message(tmp_path: Path) -> None:
+    async with running_bot(tmp_path, limits={"status_edit_interval": 3}) as stack:
+        user = stack.user()
+        chat = stack.tg.private_chat(user)
+        stack.arta.hold("a ticking clock")
+        stack.tg.send_text(stack.bot, chat, user, "/imagine a ticking clock --model flux")
+        status = await stack.wait_for(lambda: _status_message(stack, chat), "a status message")
+        # Dozens of progress answers arrive within the interval (the harness polls every
+        # few ms), "generating" among them; only the first ("queued") reaches the message.
+        await stack.arta.wait_for(lambda: stack.arta.total_status_polls >= 30)
+        assert len(status.edits) == 1
+        assert "Queued" in (status.text or "")
+        assert failed_calls(stack) == []  # never "message is not modified"
+        stack.arta.release("a ticking clock")
+        await stack.wait_album(chat)
+
+
+async def test_a_job_waiting_behind_the_users_limit_shows_its_place(tmp_path: Path) -> None:
+    async with running_bot(tmp_path, limits={"per_user_active": 1}) as stack:
+        user = stack.user()
+        chat = stack.tg.private_chat(user)
+        stack.arta.hold("first in line")
+        stack.tg.send_text(stack.bot, chat, user, "/imagine first in line --model flux")
+        await stack.arta.wait_for_record("first in line")
+        stack.tg.send_text(stack.bot, chat, user, "/imagine second in line --model flux")
+        waiting = await stack.wait_text(chat, "Waiting in line")
+        assert "#1" in (waiting.text or "")
+        assert waiting.button_texts == ["✖ Cancel"]
+        assert stack.arta.record_for("second in line") is None  # not sent upstream yet
+        stack.arta.release("first in line")
+        await stack.wait_album(chat, count=2)
+        assert stack.arta.record_for("second in line") is not None
+
+
+async def test_cancelling_a_job_still_waiting_in_line_never_sends_it(tmp_path: Path) -> None:
+    async with running_bot(tmp_path, limits={"per_user_active": 1}) as stack:
+        user = stack.user()
+        chat = stack.tg.private_chat(user)
+        stack.arta.hold("the busy one")
+        stack.tg.send_text(stack.bot, chat, user, "/imagine the busy one --model flux")
+        await stack.arta.wait_for_record("the busy one")
+        stack.tg.send_text(stack.bot, chat, user, "/imagine the patient one --model flux")
+        waiting = await stack.wait_text(chat, "Waiting in line")
+        query = press(stack, chat, user, waiting, "Cancel")
+        assert "Cancelled" in ((await answer_of(stack, query))["text"] or "")
+        await stack.wait_for(lambda: "Cancelled" in (waiting.text or ""), "cancelled status")
+        stack.arta.release("the busy one")
+        await stack.wait_album(chat)
+        await stack.tg.wait_idle(stack.bot)
+        assert stack.arta.submits_by_prompt["the patient one"] == 0
+        assert len(stack.tg.albums(stack.bot, chat)) == 1
