@@ -4,6 +4,7 @@ the negative prompt, since buttons cannot carry free text)."""
 from __future__ import annotations
 
 from aiogram import Bot, F, Router
+from aiogram.exceptions import TelegramBadRequest
 from aiogram.filters import Command, CommandObject
 from aiogram.types import (
     CallbackQuery,
@@ -86,18 +87,19 @@ async def press_settings(
     owner, field, value = callback_data.owner, callback_data.field, callback_data.value
     changes = _changes(field, value, user_settings)
     if changes is None:
-        await message.edit_text(_submenu_text(field), reply_markup=_submenu(field, owner))
+        await _edit(message, _submenu_text(field), _submenu(field, owner))
         await callback.answer()
         return
     if field is SettingsField.CLOSE:
-        await message.edit_text(texts.settings_closed())
+        await _edit(message, texts.settings_closed())
         await callback.answer()
         return
     if field is SettingsField.MODEL:
         current = default_model_of(user_settings, config)
-        await message.edit_text(
+        await _edit(
+            message,
             texts.pick_default_model(current),
-            reply_markup=keyboards.model_picker(
+            keyboards.model_picker(
                 job_id=0,
                 owner=owner,
                 page=keyboards.page_of(current),
@@ -112,8 +114,18 @@ async def press_settings(
     # A new language shows at once, in the menu that changed it.
     locale = locale_for(i18n, callback.from_user, user_settings)
     with i18n.use_locale(locale):
-        await message.edit_text(_menu_text(user_settings, config), reply_markup=_menu(owner))
+        await _edit(message, _menu_text(user_settings, config), _menu(owner))
         await callback.answer(texts.settings_saved() if changes else None)
+
+
+async def _edit(message: Message, text: str, markup: InlineKeyboardMarkup | None = None) -> None:
+    """Show `text` in the menu message. Two presses racing (a double tap on a toggle) can
+    both ask for what the menu already shows; Telegram calls that an error, we do not."""
+    try:
+        await message.edit_text(text, reply_markup=markup)
+    except TelegramBadRequest as error:
+        if "not modified" not in error.message:
+            raise
 
 
 def _changes(field: SettingsField, value: str, settings: UserSettings) -> dict[str, object] | None:
