@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.bot_steps import wait_jobs
+from tests.bot_steps import button_data, press_data, wait_jobs
 from tests.fakes.telegram_api import FakeChat
 from tests.harness import Stack, running_bot
 
@@ -163,3 +163,27 @@ async def test_one_users_flood_does_not_keep_another_user_waiting(tmp_path: Path
         assert 0 < len(helps) < 30
         # Told once to slow down, not once per dropped message.
         assert sum("one at a time" in t for t in _texts(stack, flood_chat)) == 1
+
+
+async def test_a_flood_of_button_presses_gets_every_press_answered_and_others_served(
+    tmp_path: Path,
+) -> None:
+    async with running_bot(tmp_path) as stack:
+        flooder = stack.user(1001, first_name="Flo")
+        other = stack.user(1002, first_name="Otto")
+        flood_chat = stack.tg.private_chat(flooder)
+        other_chat = stack.tg.private_chat(other)
+        stack.tg.send_text(stack.bot, flood_chat, flooder, "/settings")
+        menu = await stack.wait_text(flood_chat, "Your settings")
+        toggle = button_data(menu, "Picker on/off")
+        queries = [press_data(stack, flood_chat, flooder, menu, toggle) for _ in range(25)]
+        stack.tg.send_text(stack.bot, other_chat, other, "/help")
+        await stack.wait_text(other_chat, "/imagine")
+        await stack.wait_for(
+            lambda: all(stack.tg.answers(stack.bot, q) for q in queries), "every press answered"
+        )
+        answers = [stack.tg.answers(stack.bot, q)[0]["text"] for q in queries]
+        assert "Easy there — one at a time, please." in answers
+        assert answers.count("Saved.") < 25  # the excess never reached the database
+        # Presses that raced to show what the menu already showed are no error either.
+        assert not [a for a in answers if "went wrong" in (a or "")]
