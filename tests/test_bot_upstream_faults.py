@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from bot.storage.records import JobRecord, JobState
-from tests.bot_steps import answer_of, press, wait_jobs
+from tests.bot_steps import answer_of, button_data, press, press_data, wait_jobs
 from tests.fakes.arta_server import RecordScript
 from tests.fakes.telegram_api import FakeChat, FakeUser, StoredMessage
 from tests.harness import Stack, running_bot
@@ -37,6 +37,9 @@ async def _retry_delivers(
     assert jobs[0].state is JobState.DONE
     assert jobs[0].params == jobs[1].params  # the same request again
     assert stack.arta.submits_by_prompt[prompt] == submitted + 1
+    # The failure message became the new job's status, and went once the pictures came.
+    assert any("Starting" in (state.text or "") for state, _ in status.edits)
+    assert status.deleted
 
 
 async def test_a_generation_the_service_fails_ends_in_a_message_with_retry(
@@ -127,3 +130,22 @@ async def test_a_dead_picture_url_ends_in_could_not_be_fetched_with_retry(
 
         del stack.arta.scripts_by_prompt["a vanished map"]
         await _retry_delivers(stack, chat, user, status, "a vanished map")
+
+
+async def test_a_double_tap_on_retry_draws_the_request_once(tmp_path: Path) -> None:
+    async with running_bot(tmp_path) as stack:
+        stack.arta.fail_submits(1, kind="500")
+        user = stack.user()
+        chat = stack.tg.private_chat(user)
+        status, _ = await _fails(stack, chat, user, "a nervous finger", "not answering")
+        data = button_data(status, "Retry")
+        first = press_data(stack, chat, user, status, data)
+        second = press_data(stack, chat, user, status, data)
+        await answer_of(stack, first)
+        await answer_of(stack, second)
+        await stack.wait_album(chat)
+        await stack.tg.wait_idle(stack.bot)
+        jobs = await wait_jobs(stack, user, finished=2)
+        assert len(jobs) == 2
+        assert stack.arta.submits_by_prompt["a nervous finger"] == 2  # the failed one + one
+        assert len(stack.tg.albums(stack.bot, chat)) == 1

@@ -6,7 +6,8 @@ from __future__ import annotations
 from dataclasses import replace
 
 from aiogram import Bot, Router
-from aiogram.types import CallbackQuery
+from aiogram.exceptions import TelegramBadRequest
+from aiogram.types import CallbackQuery, Message
 from aiogram.utils.i18n import I18n
 
 from bot.config import Config
@@ -59,11 +60,29 @@ async def press_job_button(
         )
         return
     params = job.params
-    if callback_data.action is JobAction.AGAIN:
+    status: Message | None = None
+    if callback_data.action is JobAction.RETRY and isinstance(message, Message):
+        # The failure message becomes the new job's status, so Retry works once: of two
+        # taps racing, the second finds the button already gone and starts nothing.
+        taken = await _take_buttons(message)
+        if taken is None:
+            return
+        status = message if taken else None
+    elif callback_data.action is JobAction.AGAIN:
         params = replace(params, seed=None)
     elif callback_data.action is JobAction.SAME_SEED:
         params = replace(params, seed=job.result_seed or params.seed)
-    await starter.start(bot, origin, params)
+    await starter.start(bot, origin, params, status=status)
+
+
+async def _take_buttons(message: Message) -> bool | None:
+    """Remove the message's buttons: True if done, None if they were gone already (another
+    press got there first), False if the message cannot be edited (start a new one)."""
+    try:
+        await message.edit_reply_markup(reply_markup=None)
+    except TelegramBadRequest as error:
+        return None if "not modified" in error.message else False
+    return True
 
 
 async def _cancel(callback: CallbackQuery, job: JobRecord, runner: JobRunner) -> None:
