@@ -14,7 +14,6 @@ from typing import Any
 
 from aiogram import Bot, Dispatcher
 from aiogram.client.default import DefaultBotProperties
-from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import PRODUCTION, TelegramAPIServer
 from aiogram.enums import ParseMode
 from aiogram.exceptions import TelegramAPIError, TelegramUnauthorizedError
@@ -38,6 +37,7 @@ from bot.telegram.middlewares import (
 )
 from bot.telegram.retry import RetryMiddleware
 from bot.telegram.routers import all_routers
+from bot.telegram.session import BotApiSession
 from bot.telegram.starter import JobStarter
 from bot.telegram.webhook import build_web_app, webhook_path
 
@@ -281,7 +281,7 @@ async def _check_bots(bots: list[Bot]) -> None:
 
 def make_bot(token: str, config: Config) -> Bot:
     api_url = config.telegram.api_url
-    session = AiohttpSession(
+    session = BotApiSession(
         api=TelegramAPIServer.from_base(api_url) if api_url else PRODUCTION,
         timeout=config.telegram.request_timeout,
     )
