@@ -224,3 +224,28 @@ async def test_a_chat_admin_pressing_go_with_default_uses_the_owners_default(
         await stack.wait_photo(chat)
         record = stack.arta.record_for("a harbour")
         assert record is not None and record.form["style"] == "Watercolor"
+
+
+@pytest.mark.parametrize(
+    ("command", "needle"),
+    [("help", "/imagine"), ("start", "/imagine"), ("models", "default model")],
+)
+async def test_other_commands_in_a_group_reply_to_the_user(
+    tmp_path: Path, command: str, needle: str
+) -> None:
+    async with running_bot(tmp_path) as stack:
+        chat, alice, _, _ = _group(stack)
+        request = stack.tg.send_text(stack.bot, chat, alice, f"/{command}@{stack.bot.username}")
+        answer = await stack.wait_text(chat, needle)
+        assert answer.reply_to_message_id == request.message_id
+
+
+async def test_an_answer_still_arrives_when_the_command_was_deleted(tmp_path: Path) -> None:
+    async with running_bot(tmp_path) as stack:
+        chat, alice, _, _ = _group(stack)
+        request = stack.tg.send_text(
+            stack.bot, chat, alice, f"/imagine@{stack.bot.username} a cat --ar 9:9"
+        )
+        request.deleted = True  # gone before the bot answers
+        answer = await stack.wait_text(chat, "--ar")
+        assert answer.reply_to_message_id is None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from aiogram.types import Message, ReplyParameters
 
@@ -56,3 +57,13 @@ def origin_of_job(job: JobRecord, *, user_id: int | None = None) -> Origin:
         request_message_id=job.request_message_id,
         thread_id=job.thread_id,
     )
+
+
+async def answer(message: Message, text: str, **kwargs: Any) -> Message:
+    """Answer a command; in a group as a reply to it, so everyone sees whom it answers.
+
+    A reply to a message deleted meanwhile is sent without the quote instead of failing."""
+    reply = None
+    if message.chat.type != "private":
+        reply = ReplyParameters(message_id=message.message_id, allow_sending_without_reply=True)
+    return await message.answer(text, reply_parameters=reply, **kwargs)

@@ -13,6 +13,7 @@ from bot.config import Config
 from bot.jobs.runner import JobRunner
 from bot.storage.jobs_repo import JobRepository
 from bot.telegram import texts
+from bot.telegram.origin import answer
 
 
 def make_router() -> Router:
@@ -27,13 +28,14 @@ async def show_stats(
 ) -> None:
     assert message.from_user is not None
     if message.from_user.id not in config.access.admin_ids:
-        await message.answer(texts.admins_only())
+        await answer(message, texts.admins_only())
         return
     now = time.time()
     midnight = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     stats = await jobs.stats(since=midnight.timestamp(), now=now)
     finished = stats.done + stats.failed
-    await message.answer(
+    await answer(
+        message,
         texts.stats(
             jobs=stats.jobs,
             done=stats.done,
@@ -45,5 +47,5 @@ async def show_stats(
             queue=runner.queue_length,
             in_flight=runner.in_flight,
             errors=", ".join(f"{kind} {count}" for kind, count in stats.errors_by_kind),
-        )
+        ),
     )

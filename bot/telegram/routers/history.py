@@ -9,6 +9,7 @@ from aiogram.types import Message
 from bot.storage.jobs_repo import JobRepository
 from bot.storage.records import JobState
 from bot.telegram import keyboards, texts
+from bot.telegram.origin import answer
 
 
 def make_router() -> Router:
@@ -37,4 +38,4 @@ async def show_history(message: Message, bot: Bot, jobs: JobRepository) -> None:
         for n, job in enumerate(recent, start=1)
     ]
     markup = keyboards.history([job.id for job in recent]) if recent else None
-    await message.answer(texts.history(lines), reply_markup=markup)
+    await answer(message, texts.history(lines), reply_markup=markup)

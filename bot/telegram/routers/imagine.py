@@ -16,7 +16,7 @@ from bot.storage.jobs_repo import JobRepository
 from bot.storage.records import JobParams, UserSettings
 from bot.telegram import texts
 from bot.telegram.imagine_args import ArgumentError, ImagineArgs, parse_imagine
-from bot.telegram.origin import origin_of_message
+from bot.telegram.origin import answer, origin_of_message
 from bot.telegram.starter import JobStarter
 
 
@@ -45,23 +45,23 @@ async def imagine(
     try:
         args = parse_imagine(command.args or "")
     except ArgumentError as error:
-        await _answer(message, texts.bad_flag(error.flag, error.field))
+        await answer(message, texts.bad_flag(error.flag, error.field))
         return
     prompt = args.prompt or _replied_text(message)
     if not prompt:
-        await _answer(message, texts.usage())
+        await answer(message, texts.usage())
         return
     limits = config.limits
     if len(prompt) > limits.max_prompt_length:
-        await _answer(message, texts.prompt_too_long(limits.max_prompt_length))
+        await answer(message, texts.prompt_too_long(limits.max_prompt_length))
         return
     if args.negative_prompt and len(args.negative_prompt) > limits.max_negative_length:
-        await _answer(message, texts.negative_too_long(limits.max_negative_length))
+        await answer(message, texts.negative_too_long(limits.max_negative_length))
         return
     try:
         model = resolve_model(args.model) if args.model else None
     except UnknownModelError as error:
-        await _answer(message, texts.unknown_model(error.name, error.suggestions))
+        await answer(message, texts.unknown_model(error.name, error.suggestions))
         return
     default_model = default_model_of(user_settings, config)
     params = job_params(args, prompt, model or default_model, user_settings, config)
@@ -105,10 +105,3 @@ def _replied_text(message: Message) -> str:
     if replied is None:
         return ""
     return (replied.text or replied.caption or "").strip()
-
-
-async def _answer(message: Message, text: str) -> None:
-    if message.chat.type == "private":
-        await message.answer(text)
-    else:
-        await message.reply(text)

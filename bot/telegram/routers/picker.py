@@ -13,6 +13,7 @@ from bot.storage.records import JobState, UserSettings
 from bot.storage.settings_repo import UserSettingsRepository
 from bot.telegram import keyboards, texts
 from bot.telegram.callbacks import PickerAction, PickerCb
+from bot.telegram.origin import answer
 from bot.telegram.permissions import may_press
 from bot.telegram.routers.imagine import default_model_of
 from bot.telegram.starter import JobStarter
@@ -31,7 +32,8 @@ async def show_default_picker(
 ) -> None:
     assert message.from_user is not None
     current = default_model_of(user_settings, config)
-    await message.answer(
+    await answer(
+        message,
         texts.pick_default_model(current),
         reply_markup=keyboards.model_picker(
             job_id=0,

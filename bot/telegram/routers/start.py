@@ -7,6 +7,7 @@ from aiogram.filters import Command, CommandStart
 from aiogram.types import Message
 
 from bot.telegram import texts
+from bot.telegram.origin import answer
 
 
 def make_router() -> Router:
@@ -19,4 +20,4 @@ def make_router() -> Router:
 
 async def show_help(message: Message, bot: Bot) -> None:
     me = await bot.me()
-    await message.answer(texts.help_text(me.username or ""))
+    await answer(message, texts.help_text(me.username or ""))
