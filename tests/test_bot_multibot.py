@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
+
+import pytest
 
 from tests.harness import SECOND_TOKEN, TOKEN, running_bot
 
@@ -71,3 +74,17 @@ async def test_a_picker_of_one_bot_belongs_to_that_bot(tmp_path: Path) -> None:
         await stack.wait_album(chat, bot=second)
         record = stack.arta.record_for("a lonely tree")
         assert record is not None and record.form["style"] == "Medieval"
+
+
+async def test_start_up_logs_each_bot_it_serves_without_its_token(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO):
+        async with running_bot(tmp_path, tokens=(TOKEN, SECOND_TOKEN)) as stack:
+            usernames = [bot.username for bot in stack.bots]
+    logged = "\n".join(record.getMessage() for record in caplog.records)
+    for username in usernames:
+        assert f"@{username}" in logged
+    for token in (TOKEN, SECOND_TOKEN):
+        assert token not in logged
+        assert token.split(":", 1)[1] not in logged
