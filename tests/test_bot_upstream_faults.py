@@ -149,3 +149,18 @@ async def test_a_double_tap_on_retry_draws_the_request_once(tmp_path: Path) -> N
         assert len(jobs) == 2
         assert stack.arta.submits_by_prompt["a nervous finger"] == 2  # the failed one + one
         assert len(stack.tg.albums(stack.bot, chat)) == 1
+
+
+async def test_retry_over_the_rate_says_when_and_keeps_the_button(tmp_path: Path) -> None:
+    async with running_bot(tmp_path, limits={"per_user_per_minute": 1}) as stack:
+        stack.arta.fail_submits(1, kind="500")
+        user = stack.user()
+        chat = stack.tg.private_chat(user)
+        status, _ = await _fails(stack, chat, user, "a hasty sketch", "not answering")
+        query = press(stack, chat, user, status, "Retry")
+        reply = await answer_of(stack, query)
+        assert reply["show_alert"] and "Try again in" in (reply["text"] or "")
+        await stack.tg.wait_idle(stack.bot)
+        assert any("Retry" in t for t in status.button_texts)
+        assert "not answering" in (status.text or "")
+        assert stack.arta.submits_by_prompt["a hasty sketch"] == 1

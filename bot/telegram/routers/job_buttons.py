@@ -51,6 +51,11 @@ async def press_job_button(
     if callback_data.action is JobAction.CANCEL:
         await _cancel(callback, job, runner)
         return
+    wait = runner.retry_after(bot.id, callback.from_user.id)
+    if callback_data.action is JobAction.RETRY and wait is not None:
+        # Over the rate for now: say when, and leave the Retry button for then.
+        await callback.answer(texts.rate_limited(wait), show_alert=True)
+        return
     await callback.answer()
     origin = origin_of_job(job, user_id=callback.from_user.id)
     origin = replace(origin, language=i18n.current_locale)
