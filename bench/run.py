@@ -15,6 +15,7 @@ import signal
 import statistics
 import sys
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -107,19 +108,31 @@ class Result:
     cpu_seconds: float = 0.0
     startup_cpu_seconds: float = 0.0
     peak_rss_mb: float = 0.0
+    ready_rss_mb: float = 0.0
+    burst_cpu_seconds: float = 0.0
     burst: int = 0
     burst_answered: int = 0
     burst_seconds: float = 0.0
     wall_seconds: float = 0.0
     exit_code: int | None = None
+    # Bot API requests during the jobs (getUpdates aside), by method.
+    api_calls: Counter[str] = field(default_factory=Counter)
 
     @property
     def polls_per_job(self) -> float:
         return self.status_polls / self.jobs if self.jobs else 0.0
 
     @property
+    def api_calls_per_job(self) -> float:
+        return sum(self.api_calls.values()) / self.jobs if self.jobs else 0.0
+
+    @property
     def cpu_ms_per_job(self) -> float:
         return 1000 * self.cpu_seconds / self.jobs if self.jobs else 0.0
+
+    @property
+    def burst_cpu_ms_per_update(self) -> float:
+        return 1000 * self.burst_cpu_seconds / self.burst_answered if self.burst_answered else 0.0
 
     @property
     def updates_per_second(self) -> float:
@@ -239,6 +252,7 @@ async def run_leg(
             )
             cpu_ready = process_cpu_seconds(process.pid)
             result.startup_cpu_seconds = cpu_ready
+            result.ready_rss_mb = process_memory_mb(process.pid, "VmRSS")
             progress(
                 f"{kind}: bot ready ({cpu_ready:.2f} s CPU to start); sending {len(plans)} jobs"
             )
@@ -252,13 +266,17 @@ async def run_leg(
                 fail=False,
             )
             result.cpu_seconds = process_cpu_seconds(process.pid) - cpu_ready
-            result.peak_rss_mb = process_peak_rss_mb(process.pid)
+            result.peak_rss_mb = process_memory_mb(process.pid, "VmHWM")
             _collect_jobs(result, arta, plans, watcher)
-            progress(
-                f"{kind}: {result.completed}/{len(plans)} delivered; "
-                f"{params.burst} /help updates at once"
+            result.api_calls = Counter(
+                c.method for c in tg.api_calls if c.method.lower() != "getupdates"
             )
+            calls = ", ".join(f"{m} {n}" for m, n in result.api_calls.most_common())
+            progress(f"{kind}: {result.completed}/{len(plans)} delivered; Bot API: {calls}")
+            progress(f"{kind}: {params.burst} /help updates at once")
+            cpu_jobs = process_cpu_seconds(process.pid)
             await _help_burst(result, tg, fake_bots, watcher, process, params)
+            result.burst_cpu_seconds = process_cpu_seconds(process.pid) - cpu_jobs
         finally:
             if process.returncode is None:
                 process.send_signal(signal.SIGTERM)
@@ -439,10 +457,10 @@ def process_cpu_seconds(pid: int) -> float:
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
-def process_peak_rss_mb(pid: int) -> float:
-    """Peak resident set size (VmHWM) of a live process, in MiB."""
+def process_memory_mb(pid: int, field: str) -> float:
+    """A memory figure of a live process from /proc/<pid>/status (VmRSS, VmHWM: peak), MiB."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
+        if line.startswith(f"{field}:"):
             return int(line.split()[1]) / 1024
     return float("nan")
 
