@@ -218,3 +218,23 @@ async def test_negative_prompt_over_the_limit_gets_a_friendly_answer(tmp_path: P
         assert "20" in (answer.text or "")
         await stack.tg.wait_idle(stack.bot)
         assert stack.arta.submits == 0
+
+
+@pytest.mark.parametrize(
+    ("text", "prompt", "api_name"),
+    [
+        ("/imagine --model flux a fox at dawn -n 1", "a fox at dawn", "Flux"),
+        ("/imagine --model flux pro a fox at dusk -n 1", "a fox at dusk", "F Pro"),
+        ("/imagine a fox --model Low Poly in the rain -n 1", "a fox in the rain", "Low Poly"),
+    ],
+)
+async def test_words_after_the_model_name_belong_to_the_prompt(
+    tmp_path: Path, text: str, prompt: str, api_name: str
+) -> None:
+    async with running_bot(tmp_path) as stack:
+        user, chat = _private(stack)
+        stack.tg.send_text(stack.bot, chat, user, text)
+        await stack.wait_photo(chat)
+        record = stack.arta.record_for(prompt)
+        assert record is not None, [r.prompt for r in stack.arta.records.values()]
+        assert record.form["style"] == api_name

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import suppress
 from typing import TypeVar
 
 from aiogram import Bot, F, Router
@@ -9,7 +10,7 @@ from aiogram.filters import Command, CommandObject
 from aiogram.types import Message
 from aiogram.utils.i18n import I18n
 
-from bot.arta.catalogue import resolve_model
+from bot.arta.catalogue import resolve_model, suggest_models
 from bot.arta.errors import UnknownModelError
 from bot.config import Config
 from bot.storage.jobs_repo import JobRepository
@@ -47,7 +48,12 @@ async def imagine(
     except ArgumentError as error:
         await answer(message, texts.bad_flag(error.flag, error.field))
         return
-    prompt = args.prompt or _replied_text(message)
+    try:
+        model, rest = _model_and_rest(args.model) if args.model else (None, "")
+    except UnknownModelError as error:
+        await answer(message, texts.unknown_model(error.name, error.suggestions))
+        return
+    prompt = " ".join(part for part in (args.prompt, rest) if part) or _replied_text(message)
     if not prompt:
         await answer(message, texts.usage())
         return
@@ -57,11 +63,6 @@ async def imagine(
         return
     if args.negative_prompt and len(args.negative_prompt) > limits.max_negative_length:
         await answer(message, texts.negative_too_long(limits.max_negative_length))
-        return
-    try:
-        model = resolve_model(args.model) if args.model else None
-    except UnknownModelError as error:
-        await answer(message, texts.unknown_model(error.name, error.suggestions))
         return
     default_model = default_model_of(user_settings, config)
     params = job_params(args, prompt, model or default_model, user_settings, config)
@@ -98,6 +99,22 @@ def job_params(
 
 def _first(*values: _T | None) -> _T:
     return next(value for value in values if value is not None)
+
+
+def _model_and_rest(value: str) -> tuple[str, str]:
+    """`--model` takes every word up to the next flag, so "/imagine --model flux a fox"
+    gives "flux a fox": the longest leading words that name a model are the model, and
+    the words after it belong to the prompt."""
+    words = value.split()
+    for end in range(len(words), 0, -1):
+        with suppress(UnknownModelError):
+            return resolve_model(" ".join(words[:end])), " ".join(words[end:])
+    # Nothing matched: suggest for the whole value (a typo in a long name), or else for
+    # its first word (the likely model in "--model fluxx a fox").
+    suggestions = suggest_models(value)
+    if suggestions or len(words) == 1:
+        raise UnknownModelError(value, suggestions)
+    raise UnknownModelError(words[0], suggest_models(words[0]))
 
 
 def _replied_text(message: Message) -> str:
