@@ -993,3 +993,23 @@ async def test_deleting_a_users_group_message_needs_admin_rights(
 
     group.admins.append(tg_bot.id)
     assert await bot.delete_message(group.id, message.message_id) is True
+
+
+async def test_opt_in_flood_control_answers_429_per_chat(
+    fake: FakeTelegram, bot: Bot, tg_bot: FakeBot, chat: FakeChat
+) -> None:
+    clock = ManualClock()
+    fake.clock = clock
+    fake.limit_rate(messages=2, per_seconds=3.0)
+    other = fake.private_chat(fake.user(3003, "Carol"), started_with=[tg_bot])
+
+    await bot.send_message(chat.id, "1")
+    message = await bot.send_message(chat.id, "2")
+    await bot.send_message(other.id, "another chat is not limited")
+    with pytest.raises(TelegramRetryAfter) as error:
+        await bot.edit_message_text("2!", chat_id=chat.id, message_id=message.message_id)
+    assert error.value.retry_after == 3
+    await bot.send_chat_action(chat.id, "typing")  # not a message
+
+    clock.now += 3.0
+    await bot.send_message(chat.id, "3")

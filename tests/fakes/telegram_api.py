@@ -22,6 +22,7 @@ import argparse
 import asyncio
 import itertools
 import json
+import math
 import re
 import secrets
 import signal
@@ -434,6 +435,8 @@ class FakeTelegram:
         self._blocked: set[tuple[int | None, int]] = set()  # (bot id or None for all, user)
         self._kicked: set[tuple[int | None, int]] = set()  # (bot id or None for all, chat)
         self._faults: list[Fault] = []
+        self._rate: tuple[int, float] | None = None  # (messages, per seconds) per chat
+        self._sent_at: dict[tuple[int, int], list[float]] = {}  # (bot, chat) -> clock()
         # Futures of everyone waiting for "something happened" (long polls, wait_for).
         self._waiters: set[asyncio.Future[None]] = set()
         self._closing = False
@@ -602,6 +605,12 @@ class FakeTelegram:
         self._faults.append(
             Fault(method.lower(), bot.id if bot else None, 0, "", None, True, count)
         )
+
+    def limit_rate(self, messages: int = 1, per_seconds: float = 1.0) -> None:
+        """Opt in to flood control: more than `messages` sends or edits in one chat within
+        `per_seconds` (by `clock`) answer 429 with retry_after, as Telegram does to bots
+        that write faster than about one message per second in a chat."""
+        self._rate = (messages, per_seconds)
 
     # ----------------------------------------------------------------- playing users
 
@@ -820,6 +829,7 @@ class FakeTelegram:
                 raise ConnectionResetError
             if fault is not None:
                 raise ApiError(fault.error_code, fault.description, fault.retry_after)
+            self._check_rate(bot, method, params)
             handler = self._methods.get(method.lower())
             if handler is None:
                 raise ApiError(404, "Not Found")
@@ -839,6 +849,20 @@ class FakeTelegram:
         call.ok, call.result = True, result
         self._wake()
         return web.json_response({"ok": True, "result": result})
+
+    def _check_rate(self, bot: FakeBot, method: str, params: dict) -> None:
+        name = method.lower()
+        if self._rate is None or not name.startswith(("send", "edit")) or name == "sendchataction":
+            return
+        messages, per_seconds = self._rate
+        now = self.clock()
+        key = (bot.id, params.get("chat_id") if isinstance(params.get("chat_id"), int) else 0)
+        recent = [t for t in self._sent_at.get(key, []) if now - t < per_seconds]
+        if len(recent) >= messages:
+            retry_after = max(1, math.ceil(per_seconds - (now - recent[0])))
+            raise ApiError(429, f"Too Many Requests: retry after {retry_after}", retry_after)
+        recent.append(now)
+        self._sent_at[key] = recent
 
     def _take_fault(self, bot: FakeBot, method: str) -> Fault | None:
         for fault in self._faults:
