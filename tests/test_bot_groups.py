@@ -249,3 +249,12 @@ async def test_an_answer_still_arrives_when_the_command_was_deleted(tmp_path: Pa
         request.deleted = True  # gone before the bot answers
         answer = await stack.wait_text(chat, "--ar")
         assert answer.reply_to_message_id is None
+
+
+async def test_a_bot_admin_from_the_config_may_cancel_in_any_group(tmp_path: Path) -> None:
+    async with running_bot(tmp_path, access={"admin_ids": [BOB]}) as stack:
+        chat, alice, bob, _ = _group(stack)
+        _, status = await _running_job(stack, chat, alice, "an overlong job")
+        query = press(stack, chat, bob, status, "Cancel")
+        assert "Cancelled" in ((await answer_of(stack, query))["text"] or "")
+        await stack.wait_for(lambda: "Cancelled" in (status.text or ""), "cancelled status")
