@@ -1013,3 +1013,17 @@ async def test_opt_in_flood_control_answers_429_per_chat(
 
     clock.now += 3.0
     await bot.send_message(chat.id, "3")
+
+
+async def test_user_photo_and_user_deletion_reach_the_bot_as_telegram_shows_them(
+    fake: FakeTelegram, bot: Bot, tg_bot: FakeBot, chat: FakeChat, alice: FakeUser
+) -> None:
+    fake.send_photo_with_caption(tg_bot, chat, alice, caption="like this", size=2048)
+    [update] = await bot.get_updates(timeout=0)
+    assert update.message is not None and update.message.photo
+    assert (update.message.caption, update.message.photo[-1].file_size) == ("like this", 2048)
+
+    status = await bot.send_message(chat.id, "working…")
+    fake.delete_message(tg_bot, chat, status.message_id)  # the user deletes it
+    with pytest.raises(TelegramBadRequest, match="message to edit not found"):
+        await bot.edit_message_text("done", chat_id=chat.id, message_id=status.message_id)
