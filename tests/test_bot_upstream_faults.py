@@ -164,3 +164,30 @@ async def test_retry_over_the_rate_says_when_and_keeps_the_button(tmp_path: Path
         assert any("Retry" in t for t in status.button_texts)
         assert "not answering" in (status.text or "")
         assert stack.arta.submits_by_prompt["a hasty sketch"] == 1
+
+
+async def test_a_service_that_refuses_our_account_ends_with_retry(tmp_path: Path) -> None:
+    async with running_bot(tmp_path) as stack:
+        stack.arta.always_unauthorized = True
+        user = stack.user()
+        chat = stack.tg.private_chat(user)
+        status, job = await _fails(stack, chat, user, "a locked door", "refused to let me in")
+        assert job.error_kind == "auth"
+
+        stack.arta.always_unauthorized = False
+        await _retry_delivers(stack, chat, user, status, "a locked door")
+
+
+async def test_settings_the_service_rejects_are_explained_without_a_retry(
+    tmp_path: Path,
+) -> None:
+    async with running_bot(tmp_path) as stack:
+        stack.arta.styles.discard("Flux")  # the service retired the model
+        user = stack.user()
+        chat = stack.tg.private_chat(user)
+        stack.tg.send_text(stack.bot, chat, user, "/imagine a retired style --model flux")
+        told = await stack.wait_text(chat, "did not accept these settings")
+        assert "Flux" in (told.text or "")
+        assert not any("Retry" in t for t in told.button_texts)  # the same would fail again
+        (job,) = await wait_jobs(stack, user, finished=1)
+        assert (job.state, job.error_kind) == (JobState.FAILED, "invalid")
