@@ -24,7 +24,8 @@ PYTHON = BIN / ("python.exe" if os.name == "nt" else "python")
 
 
 def main(argv: list[str]) -> int:
-    if sys.version_info < (3, 11):
+    # dev.py runs under whatever python3 the machine has, before any virtualenv exists.
+    if sys.version_info < (3, 11):  # noqa: UP036
         sys.stderr.write("Python 3.11 or newer is needed.\n")
         return 2
     if not argv or argv[0] not in {"start", "test", "lint", "bench"}:
