@@ -8,7 +8,7 @@ import logging
 import secrets
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from contextlib import suppress
 from typing import Any
 
@@ -95,14 +95,20 @@ class BotApp:
 
     @classmethod
     async def create(
-        cls, config: Config, *, arta: Callable[[Config, Database], ArtaClient] | None = None
+        cls,
+        config: Config,
+        *,
+        arta: Callable[[Config, Database], ArtaClient] | None = None,
+        bot_api_sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> BotApp:
         """Open the store and the clients, and check every token with Telegram.
 
         `arta` builds the ARTA client from the config and the open store instead of the
-        default one (the benchmark injects a baseline client this way)."""
+        default one (the benchmark injects a baseline client this way). `bot_api_sleep` is
+        how Bot API retries wait out a 429 or a backoff (tests pass one that only records).
+        """
         tokens = config.require_tokens()
-        bots = [make_bot(token, config) for token in tokens]
+        bots = [make_bot(token, config, sleep=bot_api_sleep) for token in tokens]
         try:
             # Telegram first: a rejected token stops start-up with its one line, before a
             # database is created or migrated (and logged about) for a bot that cannot run.
@@ -279,13 +285,15 @@ async def _check_bots(bots: list[Bot]) -> None:
         log.info("serving @%s (id %s)", me.username, me.id)
 
 
-def make_bot(token: str, config: Config) -> Bot:
+def make_bot(
+    token: str, config: Config, *, sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+) -> Bot:
     api_url = config.telegram.api_url
     session = BotApiSession(
         api=TelegramAPIServer.from_base(api_url) if api_url else PRODUCTION,
         timeout=config.telegram.request_timeout,
     )
-    session.middleware(RetryMiddleware())
+    session.middleware(RetryMiddleware(sleep=sleep))
     try:
         return Bot(
             token,

@@ -8,7 +8,7 @@ async with running_bot(tmp_path) as stack:
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -111,6 +111,7 @@ async def running_bot(
     *,
     tokens: tuple[str, ...] = (TOKEN,),
     script: RecordScript | None = None,
+    bot_api_sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     **sections: Any,
 ) -> AsyncIterator[Stack]:
     async with FakeTelegram() as tg, FakeArta(default_script=script) as arta:
@@ -119,7 +120,7 @@ async def running_bot(
             for n, token in enumerate(tokens, start=1)
         ]
         config = make_config(tg, arta, tmp_path / "bot.db", tokens, **sections)
-        app = await BotApp.create(config)
+        app = await BotApp.create(config, bot_api_sleep=bot_api_sleep)
         stack = Stack(tg=tg, arta=arta, app=app, bots=bots, config=config)
         task = asyncio.create_task(app.run(handle_signals=False))
         ready = "setWebhook" if config.mode == "webhook" else "getUpdates"
