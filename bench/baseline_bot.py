@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import os
 import sys
 from pathlib import Path
@@ -44,6 +45,9 @@ def main(argv: list[str] | None = None) -> int:
 
     async def serve() -> None:
         app = await BotApp.create(config, arta=client)
+        # As bot/__main__.py does, so the two legs differ in the client only.
+        gc.collect()
+        gc.freeze()
         await app.run()
 
     asyncio.run(serve())
