@@ -76,14 +76,13 @@ class JobStarter:
         return accepted.job
 
     async def start_draft(self, bot: Bot, draft_id: int, model: str, status: Message) -> bool:
-        """Queue a draft with the model the user picked; False if it is no draft any more."""
-        try:
-            accepted = await self._runner.accept_draft(
-                draft_id, model, status_message_id=status.message_id
-            )
-        except RateLimited as limited:
-            await status.edit_text(texts.rate_limited(limited.retry_after))
-            return True
+        """Queue a draft with the model the user picked; False if it is no draft any more.
+
+        Raises RateLimited with the picker left as it is, so it can be pressed again later.
+        """
+        accepted = await self._runner.accept_draft(
+            draft_id, model, status_message_id=status.message_id
+        )
         if accepted is None:
             return False
         await self._show_accepted(accepted.job, accepted.position)

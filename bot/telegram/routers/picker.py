@@ -8,6 +8,7 @@ from aiogram.types import CallbackQuery, InaccessibleMessage, Message
 
 from bot.arta.catalogue import model_from_slug
 from bot.config import Config
+from bot.jobs.runner import RateLimited
 from bot.storage.jobs_repo import JobRepository
 from bot.storage.records import JobState, UserSettings
 from bot.storage.settings_repo import UserSettingsRepository
@@ -64,15 +65,13 @@ async def press_picker(
         return
     job_id = callback_data.job_id
     draft = await jobs.get(job_id) if job_id else None
-    if job_id and (
-        draft is None
-        or draft.bot_id != bot.id
-        or draft.chat_id != message.chat.id
-        or draft.state is not JobState.DRAFT
-    ):
-        # A forged or stale picker, or a second tap on one whose job already started
-        # (its status is on this message now: leave it alone).
-        await callback.answer(texts.button_expired(), show_alert=True)
+    if job_id and (draft is None or draft.bot_id != bot.id or draft.chat_id != message.chat.id):
+        await callback.answer(texts.button_expired(), show_alert=True)  # forged or stale
+        return
+    if draft is not None and draft.state is not JobState.DRAFT:
+        # A double tap: the first one started the job, whose status is this message now.
+        # Leave it alone, and do not alarm the user with "expired".
+        await callback.answer()
         return
     # The keyboard shows the owner's default; an admin pressing it gets the same.
     if callback.from_user.id != callback_data.owner:
@@ -103,8 +102,11 @@ async def press_picker(
         await message.edit_text(texts.default_model_set(model))
         await callback.answer()
         return
-    if await starter.start_draft(bot, draft.id, model, message):
-        await callback.answer()
-    else:
-        # A second tap on a picker whose job already started: leave its status alone.
-        await callback.answer(texts.button_expired(), show_alert=True)
+    try:
+        # False when a tap a moment earlier won the race to start it: the same double tap.
+        await starter.start_draft(bot, draft.id, model, message)
+    except RateLimited as limited:
+        # The picker stays (the request is not lost): press again once the wait is over.
+        await callback.answer(texts.rate_limited(limited.retry_after), show_alert=True)
+        return
+    await callback.answer()
