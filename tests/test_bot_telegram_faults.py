@@ -138,3 +138,20 @@ async def test_a_group_that_removed_the_bot_fails_the_job_and_others_are_served(
         assert job.error_kind == "blocked"
         assert "kicked" in (job.error_detail or "")
         await _still_serving(stack)
+
+
+async def test_a_flood_wait_too_long_to_sit_out_fails_the_job_as_telegrams_refusal(
+    tmp_path: Path,
+) -> None:
+    sleep = RecordedSleep()
+    async with running_bot(tmp_path, bot_api_sleep=sleep) as stack:
+        user = stack.user()
+        chat = stack.tg.private_chat(user)
+        stack.tg.fail_next("sendMediaGroup", error_code=429, retry_after=3600)
+        stack.tg.send_text(stack.bot, chat, user, "/imagine a very patient heron --model flux")
+        told = await stack.wait_text(chat, "Telegram would not take the pictures")
+        assert any("Retry" in t for t in told.button_texts)
+        (job,) = await wait_jobs(stack, user, finished=1)
+        assert (job.state, job.error_kind) == (JobState.FAILED, "delivery")
+        assert "retry after 3600" in (job.error_detail or "").lower()
+        assert 3600 not in sleep.waits  # an hour-long wait is a ban, not a pause

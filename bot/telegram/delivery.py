@@ -7,7 +7,7 @@ import asyncio
 from collections.abc import Sequence
 
 from aiogram import Bot
-from aiogram.exceptions import TelegramBadRequest, TelegramForbiddenError
+from aiogram.exceptions import TelegramAPIError, TelegramBadRequest, TelegramForbiddenError
 from aiogram.types import (
     BufferedInputFile,
     InputMediaDocument,
@@ -54,6 +54,10 @@ async def send_results(bot: Bot, arta: ArtaClient, job: JobRecord) -> Message:
     except TelegramBadRequest as error:
         kind = FailureKind.BLOCKED if "chat not found" in error.message else FailureKind.DELIVERY
         raise DeliveryError(kind, error.message) from None
+    except TelegramAPIError as error:
+        # What the retries could not get through: a flood wait too long to sit out, or the
+        # network down for the whole backoff. Telegram's refusal, not a crash of ours.
+        raise DeliveryError(FailureKind.DELIVERY, error.message) from None
 
 
 async def _send(bot: Bot, job: JobRecord, sources: Sequence[MediaSource], caption: str) -> Message:
