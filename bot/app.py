@@ -258,7 +258,9 @@ class BotApp:
         access = self.config.access
         for observer in (dp.message, dp.callback_query):
             observer.outer_middleware(
-                AccessMiddleware(access.allowed_user_ids, access.allowed_chat_ids, self.i18n)
+                AccessMiddleware(
+                    access.allowed_user_ids, access.allowed_chat_ids, self.i18n, access.admin_ids
+                )
             )
             observer.outer_middleware(FloodMiddleware(i18n=self.i18n))
             observer.outer_middleware(UserSettingsMiddleware(self.settings))

@@ -187,3 +187,13 @@ async def test_a_flood_of_button_presses_gets_every_press_answered_and_others_se
         assert answers.count("Saved.") < 25  # the excess never reached the database
         # Presses that raced to show what the menu already showed are no error either.
         assert not [a for a in answers if "went wrong" in (a or "")]
+
+
+async def test_an_admin_missing_from_the_allowlist_is_still_let_in(tmp_path: Path) -> None:
+    access = {"allowed_user_ids": [1001], "admin_ids": [4242]}
+    async with running_bot(tmp_path, access=access) as stack:
+        admin = stack.user(4242, first_name="Root")
+        chat = stack.tg.private_chat(admin)
+        stack.tg.send_text(stack.bot, chat, admin, "/stats")
+        await stack.wait_text(chat, "Today")
+        assert not any("private" in text for text in _texts(stack, chat))

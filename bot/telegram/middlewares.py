@@ -37,15 +37,25 @@ class UserSettingsMiddleware(BaseMiddleware):
 
 
 class AccessMiddleware(BaseMiddleware):
-    """An optional allowlist of users and chats; empty lists let everyone in."""
+    """An optional allowlist of users and chats; empty lists let everyone in.
 
-    def __init__(self, user_ids: Collection[int], chat_ids: Collection[int], i18n: I18n) -> None:
-        self._user_ids = frozenset(user_ids)
+    The bot's admins are always let in: an operator who lists a few friends must not lock
+    themselves out of /stats."""
+
+    def __init__(
+        self,
+        user_ids: Collection[int],
+        chat_ids: Collection[int],
+        i18n: I18n,
+        admin_ids: Collection[int] = (),
+    ) -> None:
+        self._open = not user_ids and not chat_ids
+        self._user_ids = frozenset(user_ids) | frozenset(admin_ids)
         self._chat_ids = frozenset(chat_ids)
         self._i18n = i18n
 
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
-        if not self._user_ids and not self._chat_ids:
+        if self._open:
             return await handler(event, data)
         user: User | None = data.get("event_from_user")
         chat: Chat | None = data.get("event_chat")
