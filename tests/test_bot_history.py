@@ -132,3 +132,23 @@ async def test_someone_else_cannot_repeat_from_a_history_in_a_group(tmp_path: Pa
         assert reply["show_alert"] and "Only the person" in (reply["text"] or "")
         await stack.tg.wait_idle(stack.bot)
         assert stack.arta.submits_by_prompt["a shared sketch"] == 1
+
+
+async def test_history_asked_in_a_group_does_not_show_private_prompts(tmp_path: Path) -> None:
+    async with running_bot(tmp_path) as stack:
+        alice = stack.user(1001, first_name="Alice")
+        private = stack.tg.private_chat(alice)
+        group = stack.tg.group(-100500, "Artists", admins=[9999], members=[alice.id])
+        stack.tg.send_text(stack.bot, private, alice, "/imagine my secret diary --model flux")
+        stack.tg.send_text(stack.bot, group, alice, "/imagine a group photo --model flux")
+        await wait_jobs(stack, alice, finished=2)
+
+        in_group = await _history(stack, group, alice)
+        assert "a group photo" in (in_group.text or "")
+        assert "my secret diary" not in (in_group.text or "")
+
+        # Every Repeat shown works where it is shown.
+        query = press(stack, group, alice, in_group, "Repeat #1")
+        assert (await answer_of(stack, query))["text"] is None
+        await wait_jobs(stack, alice, finished=3)
+        assert stack.arta.submits_by_prompt["a group photo"] == 2

@@ -194,15 +194,19 @@ class JobRepository:
             rows = await conn.execute_fetchall(sql, args)
         return [_job_from_row(row) for row in rows]
 
-    async def recent_for_user(self, bot_id: int, user_id: int, limit: int = 10) -> list[JobRecord]:
-        """The user's latest jobs with this bot, newest first (/history); drafts left out."""
+    async def recent_for_user(
+        self, bot_id: int, user_id: int, limit: int = 10, *, chat_id: int | None = None
+    ) -> list[JobRecord]:
+        """The user's latest jobs with this bot (in one chat if `chat_id` is given), newest
+        first (/history); drafts left out."""
+        sql = "SELECT * FROM jobs WHERE bot_id = ? AND user_id = ?"
+        args: tuple[int, ...] = (bot_id, user_id)
+        if chat_id is not None:
+            sql += " AND chat_id = ?"
+            args += (chat_id,)
+        sql += f" AND state != '{JobState.DRAFT.value}' ORDER BY created_at DESC, id DESC LIMIT ?"
         async with self._db.reading() as conn:
-            rows = await conn.execute_fetchall(
-                "SELECT * FROM jobs WHERE bot_id = ? AND user_id = ?"
-                f" AND state != '{JobState.DRAFT.value}'"
-                " ORDER BY created_at DESC, id DESC LIMIT ?",
-                (bot_id, user_id, limit),
-            )
+            rows = await conn.execute_fetchall(sql, (*args, limit))
         return [_job_from_row(row) for row in rows]
 
     async def find_by_request(

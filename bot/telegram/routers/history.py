@@ -30,7 +30,11 @@ _STATE_MARKS = {
 
 async def show_history(message: Message, bot: Bot, jobs: JobRepository) -> None:
     assert message.from_user is not None
-    recent = await jobs.recent_for_user(bot.id, message.from_user.id, limit=HISTORY_SIZE)
+    # This chat's jobs only: a /history in a group must not show what was asked in private,
+    # and a Repeat button works in the chat of its job.
+    recent = await jobs.recent_for_user(
+        bot.id, message.from_user.id, limit=HISTORY_SIZE, chat_id=message.chat.id
+    )
     lines = [
         texts.history_line(
             n, job.params.prompt, job.params.model, _STATE_MARKS.get(job.state, "⏳")
