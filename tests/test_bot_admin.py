@@ -57,3 +57,25 @@ async def test_non_admin_asking_for_stats_gets_a_polite_refusal(tmp_path: Path) 
         answer = await stack.wait_text(chat, "admins")
         assert "Today" not in (answer.text or "")
         assert "Jobs:" not in (answer.text or "")
+
+
+async def test_admin_stats_show_the_queue_and_the_jobs_upstream_now(tmp_path: Path) -> None:
+    async with running_bot(
+        tmp_path, access={"admin_ids": [ADMIN_ID]}, limits={"max_in_flight": 1}
+    ) as stack:
+        user = stack.user()
+        chat = stack.tg.private_chat(user)
+        stack.arta.hold("a long job")
+        stack.tg.send_text(stack.bot, chat, user, "/imagine a long job --model flux")
+        await stack.wait_text(chat, "Drawing with Flux")
+        stack.tg.send_text(stack.bot, chat, user, "/imagine a job in line --model flux")
+        await stack.wait_text(chat, "Waiting in line")
+
+        admin = stack.user(ADMIN_ID, first_name="Root")
+        admin_chat = stack.tg.private_chat(admin)
+        stack.tg.send_text(stack.bot, admin_chat, admin, "/stats")
+        text = (await stack.wait_text(admin_chat, "Today")).text or ""
+        assert "Jobs: 2 (done 0, failed 0, cancelled 0)" in text
+        assert "Waiting in line: 1; upstream now: 1" in text
+        stack.arta.release("a long job")
+        await wait_jobs(stack, user, finished=2)
