@@ -77,6 +77,19 @@ async def test_a_dropped_connection_to_the_bot_api_is_retried(tmp_path: Path) ->
         assert sum("Starting" in c.params.get("text", "") for c in statuses) == 1
 
 
+async def test_a_bot_api_server_error_on_the_album_is_retried(tmp_path: Path) -> None:
+    sleep = RecordedSleep()
+    async with running_bot(tmp_path, bot_api_sleep=sleep) as stack:
+        user = stack.user()
+        chat = stack.tg.private_chat(user)
+        stack.tg.fail_next("sendMediaGroup", error_code=502)
+        stack.tg.send_text(stack.bot, chat, user, "/imagine a second chance --model flux")
+        await stack.wait_album(chat)
+        assert [c.error_code for c in stack.tg.calls("sendMediaGroup", stack.bot)] == [502, None]
+        assert sleep.waits == [0.5]
+        assert len(stack.tg.albums(stack.bot, chat)) == 1
+
+
 async def test_a_user_who_blocked_the_bot_fails_the_job_as_blocked_and_others_go_on(
     tmp_path: Path,
 ) -> None:
