@@ -134,3 +134,35 @@ def test_transient_backoff_jitter_spreads_within_half_to_full() -> None:
     assert transient_backoff(3, LIMITS, jitter=0.0) == 2.0
     assert transient_backoff(3, LIMITS, jitter=0.5) == 3.0
     assert transient_backoff(1, LIMITS, jitter=0.0) == 1.0  # never under the floor
+
+
+def test_a_burst_finishing_shortest_first_teaches_nothing_until_a_tenth_is_done() -> None:
+    history = DurationHistory()
+    for seconds in (6.0, 6.2, 6.4, 6.6, 6.8):
+        history.record(seconds)
+    # 5 of 500 jobs started together are done; the other 495 are 7 s old and running.
+    running = [(None, 7.0)] * 495
+    assert history.estimate(running=running) is None
+
+
+def test_jobs_still_running_keep_the_typical_duration_from_looking_short() -> None:
+    history = DurationHistory()
+    for n in range(60):
+        history.record(6.0 + n * 0.05)
+    running = [(None, 9.0)] * 140
+    estimate = history.estimate(running=running)
+    # Only 30% are done: the typical job takes at least as long as the running ones are old.
+    assert estimate is not None
+    assert estimate.typical >= 9.0
+    assert 6.0 <= estimate.earliest < 9.0
+    # Finished samples alone would claim a typical job takes 7.5 s.
+    alone = history.estimate()
+    assert alone is not None and alone.typical < 8.0
+
+
+def test_running_jobs_of_another_model_do_not_count_once_a_model_has_its_own_history() -> None:
+    history = DurationHistory(min_samples=3)
+    for _ in range(5):
+        history.record(10.0, "Flux")
+    estimate = history.estimate("Flux", running=[("F Pro", 60.0)] * 50)
+    assert estimate == DurationEstimate(earliest=10.0, typical=10.0)

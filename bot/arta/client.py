@@ -43,7 +43,13 @@ from bot.arta.http import (
     read_status,
     read_submit,
 )
-from bot.arta.schedule import DurationHistory, PollLimits, next_poll_delay, transient_backoff
+from bot.arta.schedule import (
+    DurationEstimate,
+    DurationHistory,
+    PollLimits,
+    next_poll_delay,
+    transient_backoff,
+)
 from bot.arta.settings import ArtaSettings
 from bot.arta.stats import ClientStats
 from bot.arta.tokens import MemoryTokenStore, TokenStore
@@ -106,6 +112,10 @@ class ArtaClient:
         self._session: aiohttp.ClientSession | None = None
         self._closed = False
         self._submitted: OrderedDict[str, SubmittedJob] = OrderedDict()
+        # Jobs being polled whose age is known: record id -> (submitted at, model).
+        self._running: dict[str, tuple[float, str | None]] = {}
+        # model -> (computed at, history version, estimate); see _estimate().
+        self._estimates: dict[str | None, tuple[float, int, DurationEstimate | None]] = {}
         self._auth = TokenManager(
             settings,
             token_store if token_store is not None else MemoryTokenStore(),
@@ -222,11 +232,32 @@ class ArtaClient:
         origin = submitted_at if submitted_at is not None else started
         deadline_at = started + (self.settings.poll_deadline if deadline is None else deadline)
         api_model = _api_model_or_none(model)
+        if submitted_at is not None:
+            self._running[record_id] = (origin, api_model)
+        try:
+            async for event in self._follow(
+                record_id, account, origin, started, deadline_at, api_model, seed, submitted_at
+            ):
+                yield event
+        finally:
+            self._running.pop(record_id, None)
+
+    async def _follow(
+        self,
+        record_id: str,
+        account: str,
+        origin: float,
+        started: float,
+        deadline_at: float,
+        api_model: str | None,
+        seed: int | None,
+        submitted_at: float | None,
+    ) -> AsyncIterator[GenerationEvent]:
         polls = 0
         failures = 0
         # Age at the last answer that was not DONE: the job finished between that and DONE.
         last_pending = started - origin
-        delay = next_poll_delay(started - origin, self.history.estimate(api_model), self._limits)
+        delay = next_poll_delay(started - origin, self._estimate(api_model), self._limits)
         while True:
             now = self._clock()
             if now >= deadline_at:
@@ -253,6 +284,7 @@ class ArtaClient:
             if answer.status == STATUS_DONE:
                 # The job finished somewhere between the last pending answer and this one.
                 finished = (last_pending + elapsed) / 2 if submitted_at is not None else None
+                self._running.pop(record_id, None)
                 yield self._done(answer, elapsed, polls, seed, finished=finished, model=api_model)
                 return
             last_pending = elapsed
@@ -264,8 +296,24 @@ class ArtaClient:
                 raise GenerationFailedError(
                     answer.status, answer.error_details or answer.error_code
                 )
-            estimate = self.history.estimate(api_model)
+            estimate = self._estimate(api_model)
             delay = next_poll_delay(self._clock() - origin, estimate, self._limits)
+
+    def _estimate(self, model: str | None) -> DurationEstimate | None:
+        """The history's estimate with this client's running jobs counted in; recomputed
+        when a job finishes or after poll_min_interval, as it sorts every running job."""
+        now = self._clock()
+        cached = self._estimates.get(model)
+        if (
+            cached is not None
+            and cached[1] == self.history.version
+            and now - cached[0] < self._limits.min_interval
+        ):
+            return cached[2]
+        running = [(m, now - origin) for origin, m in self._running.values()]
+        estimate = self.history.estimate(model, running=running)
+        self._estimates[model] = (now, self.history.version, estimate)
+        return estimate
 
     async def download(self, url: str, *, max_bytes: int | None = None) -> DownloadedImage:
         """The picture's bytes and type; ImageDownloadError if dead, too big or not an image."""
