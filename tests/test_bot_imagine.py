@@ -238,3 +238,24 @@ async def test_words_after_the_model_name_belong_to_the_prompt(
         record = stack.arta.record_for(prompt)
         assert record is not None, [r.prompt for r in stack.arta.records.values()]
         assert record.form["style"] == api_name
+
+
+async def test_reply_with_imagine_to_a_result_draws_its_prompt_not_its_settings(
+    tmp_path: Path,
+) -> None:
+    async with running_bot(tmp_path) as stack:
+        user, chat = _private(stack)
+        stack.tg.send_text(stack.bot, chat, user, "/imagine an old mill --model flux -n 2")
+        album = await stack.wait_album(chat)
+        ready = await stack.wait_text(chat, "Ready")
+        stack.tg.send_text(
+            stack.bot, chat, user, "/imagine --model medieval -n 1", reply_to=album[0].message_id
+        )
+        await stack.wait_photo(chat)
+        prompts = [r.prompt for r in stack.arta.records.values()]
+        assert prompts == ["an old mill", "an old mill"]
+        assert stack.arta.record_for("an old mill").form["style"] == "Medieval"
+        # The bot's own texts are not prompts: replying to "Ready" asks for one.
+        stack.tg.send_text(stack.bot, chat, user, "/imagine", reply_to=ready.message_id)
+        await stack.wait_text(chat, "Tell me what to draw")
+        assert stack.arta.submits == 2

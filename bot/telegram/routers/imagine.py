@@ -53,7 +53,8 @@ async def imagine(
     except UnknownModelError as error:
         await answer(message, texts.unknown_model(error.name, error.suggestions))
         return
-    prompt = " ".join(part for part in (args.prompt, rest) if part) or _replied_text(message)
+    typed = " ".join(part for part in (args.prompt, rest) if part)
+    prompt = typed or _replied_text(message, bot.id)
     if not prompt:
         await answer(message, texts.usage())
         return
@@ -117,8 +118,12 @@ def _model_and_rest(value: str) -> tuple[str, str]:
     raise UnknownModelError(words[0], suggest_models(words[0]))
 
 
-def _replied_text(message: Message) -> str:
+def _replied_text(message: Message, bot_id: int) -> str:
     replied = message.reply_to_message
     if replied is None:
         return ""
+    if replied.from_user is not None and replied.from_user.id == bot_id:
+        # Our own message: a result's caption is "prompt, blank line, settings" (draw
+        # the prompt again); our other texts (status, "Ready") are not prompts at all.
+        return (replied.caption or "").rpartition("\n\n")[0].strip()
     return (replied.text or replied.caption or "").strip()
