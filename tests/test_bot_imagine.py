@@ -109,6 +109,7 @@ async def test_model_aliases_and_spellings_reach_the_service_by_api_name(
         ("--cfg 99", "--cfg", "1 to 20"),
         ("--model", "--model", "/models"),
         ("--neg", "--neg", "--neg blurry"),
+        ("--style anime", "--style", "--steps"),
     ],
 )
 async def test_bad_flag_is_answered_with_its_name_and_allowed_values(

@@ -62,6 +62,7 @@ _FLAGS: dict[str, str] = {
     "--cfg": "cfg",
 }
 _MULTI_WORD = {"model", "negative_prompt"}
+_LOOKS_LIKE_FLAG = re.compile(r"--[A-Za-z][A-Za-z0-9_-]*")
 _DASHES = re.compile(r"^[\u2014\u2013]")  # em dash, en dash
 
 
@@ -85,6 +86,9 @@ def parse_imagine(text: str) -> ImagineArgs:
         field = _FLAGS.get(flag.lower())
         if field is not None:
             current = flags[field] = _FlagValue(field, flag, [inline] if inline else [])
+        elif _LOOKS_LIKE_FLAG.fullmatch(flag):
+            # A typo like --modle or an option we lack (--style) would otherwise be drawn.
+            raise ArgumentError(flag, "unknown")
         elif current is not None and current.takes():
             current.words.append(word)
         else:

@@ -56,7 +56,13 @@ def bad_flag(flag: str, field: str) -> str:
         "negative_prompt": _("the things to avoid, e.g. --neg blurry, text"),
         "steps": _("a whole number from 1 to {high}").format(high=MAX_STEPS),
         "cfg": _("a number from {low:g} to {high:g}").format(low=MIN_CFG, high=MAX_CFG),
-    }[field]
+    }.get(field)
+    if allowed is None:
+        return _(
+            "⚠️ I don't know the option <code>{flag}</code>. The options are "
+            "<code>--model</code>, <code>--ar</code>, <code>-n</code>, <code>--seed</code>, "
+            "<code>--neg</code>, <code>--steps</code> and <code>--cfg</code> (see /help)."
+        ).format(flag=escape(flag))
     return _("⚠️ <code>{flag}</code> needs {allowed}.").format(flag=escape(flag), allowed=allowed)
 
 
@@ -146,7 +152,9 @@ def too_late_to_cancel() -> str:
 
 def caption(prompt: str, model: str, aspect_ratio: str, seed: int | None) -> str:
     """Prompt and settings, escaped, with the prompt cut so the whole fits 1024 characters."""
-    meta = f"{model} · {aspect_ratio}" + (f" · seed {seed}" if seed is not None else "")
+    meta = f"{model} · {aspect_ratio}"
+    if seed is not None:
+        meta += " · " + _("seed {seed}").format(seed=seed)
     room = CAPTION_LIMIT - _utf16_len(meta) - 2  # two newlines
     return f"{escape(_shorten_utf16(prompt, room))}\n\n<i>{escape(meta)}</i>"
 
@@ -356,7 +364,7 @@ def stats(
     errors: str,
 ) -> str:
     def seconds(value: float | None) -> str:
-        return "—" if value is None else f"{value:.1f} s"
+        return "—" if value is None else _("{seconds} s").format(seconds=f"{value:.1f}")
 
     return _(
         "📊 <b>Today</b>\n"
