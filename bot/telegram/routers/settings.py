@@ -23,6 +23,7 @@ from bot.storage.settings_repo import UserSettingsRepository
 from bot.telegram import keyboards, texts
 from bot.telegram.callbacks import SettingsCb, SettingsField
 from bot.telegram.i18n import locale_for
+from bot.telegram.origin import answer
 from bot.telegram.permissions import may_press
 from bot.telegram.routers.imagine import default_model_of
 
@@ -53,7 +54,7 @@ async def show_settings(
     if field.lower() in {"neg", "negative"}:
         value = value.strip()
         if len(value) > config.limits.max_negative_length:
-            await message.answer(texts.negative_too_long(config.limits.max_negative_length))
+            await answer(message, texts.negative_too_long(config.limits.max_negative_length))
             return
         negative: str | None = value
         if value.lower() in _NEGATIVE_OFF:
@@ -63,8 +64,8 @@ async def show_settings(
         user_settings = await settings_repository.update(
             bot.id, message.from_user.id, negative_prompt=negative
         )
-    await message.answer(
-        _menu_text(user_settings, config), reply_markup=_menu(message.from_user.id)
+    await answer(
+        message, _menu_text(user_settings, config), reply_markup=_menu(message.from_user.id)
     )
 
 
