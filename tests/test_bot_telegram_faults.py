@@ -5,7 +5,10 @@ cleanly while the dispatcher goes on serving everyone else."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from pathlib import Path
+
+import pytest
 
 from bot.storage.records import JobState
 from tests.bot_steps import wait_jobs
@@ -168,3 +171,22 @@ async def test_a_flood_wait_too_long_to_sit_out_fails_the_job_as_telegrams_refus
         assert (job.state, job.error_kind) == (JobState.FAILED, "delivery")
         assert "retry after 3600" in (job.error_detail or "").lower()
         assert 3600 not in sleep.waits  # an hour-long wait is a ban, not a pause
+
+
+async def test_a_command_from_someone_who_blocked_the_bot_is_no_error(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with running_bot(tmp_path) as stack:
+        user = stack.user()
+        chat = stack.tg.private_chat(user)
+        stack.tg.send_text(stack.bot, chat, user, "/help")
+        await stack.wait_text(chat, "Examples")
+        stack.tg.block(user)
+        stack.tg.send_text(stack.bot, chat, user, "/imagine a fox --model flux")
+        await stack.wait_for(
+            lambda: [c for c in stack.tg.calls("sendMessage") if c.error_code == 403],
+            "the bot to find out it is blocked",
+        )
+        await _still_serving(stack)
+    assert stack.arta.submits_by_prompt["a fox"] == 0
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]

@@ -10,10 +10,24 @@ from aiogram.filters import Command
 from aiogram.types import Message
 
 from bot.config import Config
+from bot.jobs.observer import FailureKind
 from bot.jobs.runner import JobRunner
 from bot.storage.jobs_repo import JobRepository
 from bot.telegram import texts
 from bot.telegram.origin import answer
+
+# Failures the service caused; a user who blocked the bot is no upstream error.
+_UPSTREAM_KINDS = frozenset(
+    kind.value
+    for kind in (
+        FailureKind.INVALID,
+        FailureKind.AUTH,
+        FailureKind.UNAVAILABLE,
+        FailureKind.FAILED,
+        FailureKind.TIMEOUT,
+        FailureKind.IMAGE,
+    )
+)
 
 
 def make_router() -> Router:
@@ -46,6 +60,10 @@ async def show_stats(
             p95=stats.p95_seconds,
             queue=runner.queue_length,
             in_flight=runner.in_flight,
-            errors=", ".join(f"{kind} {count}" for kind, count in stats.errors_by_kind),
+            errors=", ".join(
+                f"{kind} {count}"
+                for kind, count in stats.errors_by_kind
+                if kind in _UPSTREAM_KINDS
+            ),
         ),
     )

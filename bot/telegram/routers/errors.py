@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 
 from aiogram import Router
-from aiogram.exceptions import TelegramAPIError
+from aiogram.exceptions import TelegramAPIError, TelegramForbiddenError
 from aiogram.types import ErrorEvent
 
 from bot.telegram import texts
@@ -23,6 +23,10 @@ def make_router() -> Router:
 
 async def report_error(event: ErrorEvent) -> None:
     update = event.update
+    if isinstance(event.exception, TelegramForbiddenError):
+        # The user blocked the bot or removed it from the chat: nothing broke, nobody to tell.
+        log.info("update %s: %s", update.update_id, event.exception.message)
+        return
     log.error(
         "update %s failed: %s",
         update.update_id,
