@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import defaultdict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 import pytest
@@ -61,11 +62,12 @@ class Rig:
     jobs: JobRepository
     observer: RecordingObserver
 
-    def runner(self, **limits: float) -> JobRunner:
+    def runner(self, clock: Callable[[], float] = time.time, **limits: float) -> JobRunner:
         return JobRunner(
             arta=self.client,
             jobs=self.jobs,
             observer=self.observer,
+            clock=clock,
             limits=RunnerLimits(**{"position_refresh_interval": 0.01, **limits}),  # type: ignore[arg-type]
         )
 
@@ -223,4 +225,22 @@ async def test_a_job_caught_delivering_is_delivered_after_restart(rig: Rig) -> N
     job = await rig.jobs.get(job_id)
     assert job is not None and job.state is JobState.DONE
     assert rig.arta.submits == 1
+    await second.stop()
+
+
+async def test_a_job_resumed_long_after_its_deadline_gets_a_last_look_then_times_out(
+    rig: Rig,
+) -> None:
+    first = rig.runner()
+    rig.arta.hold("stuck")
+    stuck = await first.accept(new_job("stuck"))
+    record = await rig.arta.wait_for_record("stuck")
+    await rig.arta.wait_for(lambda: rig.arta.status_polls[record.record_id] >= 1)
+    await first.stop()
+    # The process was down for longer than the whole deadline.
+    later = time.time() + rig.client.settings.poll_deadline + 60
+    second = rig.runner(clock=lambda: later)
+    await second.start()
+    await rig.observer.wait_end(stuck.job.id)
+    assert rig.observer.failures[stuck.job.id].kind is FailureKind.TIMEOUT
     await second.stop()

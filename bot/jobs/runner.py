@@ -310,6 +310,7 @@ class JobRunner:
         events = self._arta.resume(
             job.record_id,
             account=str(job.bot_id),
+            deadline=self._remaining_deadline(job),
             model=job.params.model,
             submitted_at=job.submitted_at,
         )
@@ -335,6 +336,15 @@ class JobRunner:
             assert isinstance(event, Queued | InProgress)
             await self._notify(job, Progress(stage, elapsed=elapsed))
         raise GenerationFailedError("ENDED", "polling ended without a result")
+
+    def _remaining_deadline(self, job: JobRecord) -> float | None:
+        """A job resumed after a restart keeps what was left of its deadline rather than
+        a fresh one, but gets a couple of looks: it may well be done by now."""
+        if job.submitted_at is None:
+            return None
+        settings = self._arta.settings
+        spent = self._clock() - job.submitted_at
+        return max(settings.poll_deadline - spent, 2 * settings.poll_max_interval)
 
     async def _deliver(self, job: JobRecord) -> None:
         self._delivering.add(job.id)
