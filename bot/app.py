@@ -27,6 +27,7 @@ from bot.storage.jobs_repo import JobRepository
 from bot.storage.settings_repo import UserSettingsRepository
 from bot.storage.tokens import SqliteTokenStore
 from bot.telegram.commands import register_commands
+from bot.telegram.debounce import PressDebounce
 from bot.telegram.i18n import UserLocaleMiddleware, make_i18n
 from bot.telegram.job_observer import TelegramJobObserver
 from bot.telegram.middlewares import (
@@ -253,6 +254,7 @@ class BotApp:
             settings_repository=self.settings,
             starter=self.starter,
             arta=self.arta,
+            debounce=PressDebounce(),
         )
         dp.update.outer_middleware(self.in_flight_updates)
         access = self.config.access

@@ -77,3 +77,17 @@ async def test_same_seed_repeats_the_seed_even_when_the_service_does_not_echo_it
         first, again = _forms(stack, "a wren")
         assert again["seed"] == first["seed"]
         assert f"seed {first['seed']}" in first_caption
+
+
+async def test_a_double_tap_on_again_starts_one_job(tmp_path: Path) -> None:
+    async with running_bot(tmp_path) as stack:
+        user, chat, ready = await _first_result(stack, "/imagine a wren --model flux -n 2")
+        queries = [press(stack, chat, user, ready, "Again") for _ in range(2)]
+        for query in queries:
+            await answer_of(stack, query)  # both taps are answered, neither spins
+        await stack.wait_album(chat, count=2)
+        # A later, separate job proves the second tap had its chance to start one.
+        stack.tg.send_text(stack.bot, chat, user, "/imagine a later wren --model flux -n 2")
+        await stack.wait_album(chat, count=3)
+        await stack.tg.wait_idle(stack.bot)
+        assert stack.arta.submits_by_prompt["a wren"] == 2

@@ -16,6 +16,7 @@ from bot.storage.jobs_repo import JobRepository
 from bot.storage.records import JobRecord, JobState, UserSettings
 from bot.telegram import texts
 from bot.telegram.callbacks import JobAction, JobCb
+from bot.telegram.debounce import PressDebounce
 from bot.telegram.origin import origin_of_job
 from bot.telegram.permissions import may_press
 from bot.telegram.routers.imagine import default_model_of
@@ -39,6 +40,7 @@ async def press_job_button(
     starter: JobStarter,
     user_settings: UserSettings,
     i18n: I18n,
+    debounce: PressDebounce,
 ) -> None:
     job = await jobs.get(callback_data.job_id)
     message = callback.message
@@ -57,6 +59,8 @@ async def press_job_button(
         await callback.answer(texts.rate_limited(wait), show_alert=True)
         return
     await callback.answer()
+    if not debounce.first((bot.id, callback.from_user.id, job.id, callback_data.action)):
+        return  # the second tap of a double tap
     origin = origin_of_job(job, user_id=callback.from_user.id)
     origin = replace(origin, language=i18n.current_locale)
     if callback_data.action is JobAction.OTHER_MODEL:
