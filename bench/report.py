@@ -141,9 +141,10 @@ def section(command: str, params: Params, ours: Result, baseline: Result | None)
 
 
 def write_section(path: Path, command: str, text: str) -> None:
-    """Replace the section for `command` in `path` (or add it), keeping the others."""
+    """Replace the section for `command` in `path` (or add it), keeping the others (hand
+    written ones too); the header before the first section is rewritten."""
     old = path.read_text() if path.exists() else ""
-    sections = re.split(r"(?m)^(?=## `)", old)
+    sections = re.split(r"(?m)^(?=## )", old)
     kept = [s for s in sections[1:] if not s.startswith(f"## `{command}`\n")]
     body = "\n".join(s.rstrip("\n") + "\n" for s in [*kept, text])
     path.write_text(HEADER + "\n" + body)
