@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import platform
 import re
+import statistics
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -75,17 +76,20 @@ ROWS: tuple[Row, ...] = (
 )
 
 
-def table(ours: Result, baseline: Result | None) -> list[list[str]]:
+def table(ours: list[Result], baseline: list[Result]) -> list[list[str]]:
+    """One row per figure: the median over repeats for each bot, and the median of the
+    ratios of repeats run back to back (so a slow spell of a shared machine hits both)."""
     rows = [["", "ours", "baseline", "ours/baseline"]]
     for row in ROWS:
-        mine = row.value(ours)
-        theirs = row.value(baseline) if baseline is not None else math.nan
+        mine = [row.value(r) for r in ours]
+        theirs = [row.value(r) for r in baseline]
+        ratios = [_ratio_value(a, b) for a, b in zip(mine, theirs, strict=False)]
         rows.append(
             [
                 row.label,
-                _number(mine, row.digits),
-                _number(theirs, row.digits),
-                _ratio(mine, theirs),
+                _number(_median(mine), row.digits),
+                _number(_median(theirs), row.digits),
+                _number(_median(ratios), 2),
             ]
         )
     return rows
@@ -132,13 +136,14 @@ def describe(params: Params) -> str:
     )
 
 
-def section(command: str, params: Params, ours: Result, baseline: Result | None) -> str:
+def section(command: str, params: Params, ours: list[Result], baseline: list[Result]) -> str:
     now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     return (
         f"## `{command}`\n\n"
         f"- date: {now}\n"
         f"- machine: {machine()}\n"
-        f"- workload: {describe(params)}\n\n"
+        f"- workload: {describe(params)}\n"
+        f"- repeats: {len(ours)} (medians; ratios are medians of back-to-back pairs)\n\n"
         f"{markdown_table(table(ours, baseline))}\n"
     )
 
@@ -166,7 +171,12 @@ def _number(value: float, digits: int) -> str:
     return f"{value:,.{digits}f}"
 
 
-def _ratio(mine: float, theirs: float) -> str:
+def _ratio_value(mine: float, theirs: float) -> float:
     if math.isnan(mine) or math.isnan(theirs) or theirs == 0:
-        return "-"
-    return f"{mine / theirs:.2f}"
+        return math.nan
+    return mine / theirs
+
+
+def _median(values: list[float]) -> float:
+    known = [v for v in values if not math.isnan(v)]
+    return statistics.median(known) if known else math.nan

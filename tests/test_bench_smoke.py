@@ -37,6 +37,6 @@ async def test_bench_delivers_every_job_through_both_bots_and_reports_every_figu
         assert result.exit_code == 0, (tmp_path / result.name / "bot.log").read_text()
         for row in ROWS:
             assert not math.isnan(row.value(result)), row.label
-    rendered = text_table(table(ours, baseline))
+    rendered = text_table(table([ours], [baseline]))
     for row in ROWS:
         assert row.label in rendered
