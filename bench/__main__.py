@@ -51,6 +51,12 @@ def main(argv: list[str] | None = None) -> int:
         "--repeat", type=int, default=1, help="run both bots N times, report medians"
     )
     parser.add_argument("--grace", type=float, default=defaults.grace)
+    parser.add_argument(
+        "--auth-latency",
+        type=float,
+        default=defaults.auth_latency,
+        help="seconds the fake sign-up/refresh takes (Firebase over the internet)",
+    )
     parser.add_argument("--no-baseline", action="store_true", help="run our bot only")
     parser.add_argument("--write", action="store_true", help="update BENCHMARKS.md")
     parser.add_argument("--workdir", type=Path, help="keep configs, databases and logs here")
@@ -65,6 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         ramp=args.ramp,
         seed=args.seed,
         grace=args.grace,
+        auth_latency=args.auth_latency,
     )
     ours: list[Result] = []
     baseline: list[Result] = []

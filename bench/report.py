@@ -132,7 +132,8 @@ def describe(params: Params) -> str:
     return (
         f"{params.jobs} jobs over {params.bots} bot(s), 1-4 pictures each; queue "
         f"{params.queue}, generation {params.generation}, times x{params.time_factor:g}; "
-        f"users send over {params.ramp:g} s; burst of {params.burst} /help; seed {params.seed}"
+        f"users send over {params.ramp:g} s; sign-up answers after {params.auth_latency:g} s; "
+        f"burst of {params.burst} /help; seed {params.seed}"
     )
 
 

@@ -81,6 +81,9 @@ class Params:
     seed: int = 1
     # Extra seconds allowed past the slowest job's due time before the rest count as failed.
     grace: float = 30.0
+    # Seconds the fake's sign-up and refresh take to answer: Firebase is across the internet,
+    # and on loopback a sign-up would finish before a second job could race it.
+    auth_latency: float = 0.2
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,7 +234,10 @@ async def run_leg(
     plans = plan_jobs(params)
     result = Result(name=kind, jobs=params.jobs)
     started = time.monotonic()
-    async with ApiOnlyArta() as arta, FakeTelegram(clock=time.time) as tg:
+    async with (
+        ApiOnlyArta(auth_latency=params.auth_latency) as arta,
+        FakeTelegram(clock=time.time) as tg,
+    ):
         tokens = tuple(f"{7_000_000_001 + n}:BENCH{'x' * 30}{n:05d}" for n in range(params.bots))
         fake_bots = [tg.add_bot(t, f"bench{n}_bot") for n, t in enumerate(tokens)]
         config = write_bench_config(workdir / "config.toml", tg, arta, tokens, params)
@@ -384,9 +390,18 @@ class ApiOnlyArta(FakeArta):
     """The fake ARTA, counting only connections to the API and the account service: the
     fake Bot API fetches result pictures from it too, and those are not the bot's."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, auth_latency: float = 0.0) -> None:
         super().__init__(clock=time.time)
         self.api_transports: set[object] = set()
+        self._auth_latency = auth_latency
+
+    async def _signup(self, request: web.Request) -> web.Response:
+        await asyncio.sleep(self._auth_latency)
+        return await super()._signup(request)
+
+    async def _refresh(self, request: web.Request) -> web.Response:
+        await asyncio.sleep(self._auth_latency)
+        return await super()._refresh(request)
 
     @web.middleware
     async def _track_connection(
