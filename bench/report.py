@@ -43,7 +43,11 @@ How the figures are taken:
   CPU time over the burst divided by N;
 * the time factor scales the job durations and, by the same factor, the bot's
   `poll_min_interval` (1 s), `poll_max_interval` (10 s), `status_edit_interval` (3 s) and the
-  baseline's 2 s poll; limits are raised so the whole load is let in at once.
+  baseline's 2 s poll, so the comparison stays fair; its default, 1, runs the bot on its own
+  defaults (a leg takes about 40 s); limits (`max_in_flight`, `per_user_active`,
+  `per_user_per_minute`) are raised so the whole load is let in at once;
+* the fake's sign-up and refresh answer after `--auth-latency` (0.2 s), as Firebase across
+  the internet would; on loopback a sign-up would end before a second job could race it.
 """
 
 
