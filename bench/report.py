@@ -9,6 +9,7 @@ import statistics
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from importlib import metadata
 from pathlib import Path
 
 from bench.run import Params, Result
@@ -141,12 +142,20 @@ def describe(params: Params) -> str:
     )
 
 
+def heading(command: str) -> str:
+    """A run's section title: the command and the aiogram it ran on (the bot's weight
+    depends on it), so runs on different versions sit side by side."""
+    return f"## `{command}` (aiogram {_version('aiogram')})"
+
+
 def section(command: str, params: Params, ours: list[Result], baseline: list[Result]) -> str:
     now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    versions = ", ".join(f"{name} {_version(name)}" for name in ("aiogram", "aiohttp", "pydantic"))
     return (
-        f"## `{command}`\n\n"
+        f"{heading(command)}\n\n"
         f"- date: {now}\n"
         f"- machine: {machine()}\n"
+        f"- packages: {versions}\n"
         f"- workload: {describe(params)}\n"
         f"- repeats: {len(ours)} (medians; ratios are medians of back-to-back pairs)\n\n"
         f"{markdown_table(table(ours, baseline))}\n"
@@ -154,11 +163,11 @@ def section(command: str, params: Params, ours: list[Result], baseline: list[Res
 
 
 def write_section(path: Path, command: str, text: str) -> None:
-    """Replace the section for `command` in `path` (or add it), keeping the others (hand
-    written ones too); the header before the first section is rewritten."""
+    """Replace the section with `command`'s heading in `path` (or add it), keeping the others
+    (hand written ones too); the header before the first section is rewritten."""
     old = path.read_text() if path.exists() else ""
     sections = re.split(r"(?m)^(?=## )", old)
-    kept = [s for s in sections[1:] if not s.startswith(f"## `{command}`\n")]
+    kept = [s for s in sections[1:] if not s.startswith(f"{heading(command)}\n")]
     body = "\n".join(s.rstrip("\n") + "\n" for s in [*kept, text])
     path.write_text(HEADER + "\n" + body)
 
@@ -168,6 +177,13 @@ def _quantile(values: list[float], q: float) -> float:
         return math.nan
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def _version(package: str) -> str:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return "?"
 
 
 def _number(value: float, digits: int) -> str:
