@@ -83,3 +83,29 @@ def test_every_settings_field_has_a_column() -> None:
     # A field added to UserSettings without a column here would silently not be saved.
     names = {field.name for field in dataclasses.fields(UserSettings)}
     assert set(_settings_to_row(UserSettings(bot_id=1, user_id=2))) == names
+
+
+async def test_settings_are_served_from_memory_after_the_first_read_and_stay_current(
+    storage_db: Database,
+) -> None:
+    repo = UserSettingsRepository(storage_db, cache_size=2)
+    await repo.update(1, 10, model="Medieval")
+    reads = 0
+    original = storage_db.reading
+
+    def counting_reading():  # type: ignore[no-untyped-def]
+        nonlocal reads
+        reads += 1
+        return original()
+
+    storage_db.reading = counting_reading  # type: ignore[method-assign]
+    assert (await repo.get(1, 10)).model == "Medieval"
+    assert reads == 0  # the update put it in memory
+    await repo.update(1, 10, images=3)
+    assert (await repo.get(1, 10)).images == 3
+    await repo.get(1, 20)
+    await repo.get(1, 30)  # pushes (1, 10) out of a two-entry cache
+    assert reads == 2
+    assert (await UserSettingsRepository(storage_db).get(1, 10)).images == 3
+    assert (await repo.get(1, 10)).model == "Medieval"
+    assert reads == 4

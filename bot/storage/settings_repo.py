@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import sqlite3
+from collections import OrderedDict
 from typing import Any
 
 import aiosqlite
@@ -18,17 +19,40 @@ SETTING_NAMES: frozenset[str] = frozenset(
 )
 
 
+# Settings are read for every update a user sends and change only through this class, so
+# the latest few thousand users' rows stay in memory (one process owns the database).
+CACHED_USERS = 10_000
+
+
 class UserSettingsRepository:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, *, cache_size: int = CACHED_USERS) -> None:
         self._db = db
+        self._cache: OrderedDict[tuple[int, int], UserSettings] = OrderedDict()
+        self._cache_size = cache_size
 
     async def get(self, bot_id: int, user_id: int) -> UserSettings:
+        key = (bot_id, user_id)
+        cached = self._cache.get(key)
+        if cached is not None:
+            self._cache.move_to_end(key)
+            return cached
         async with self._db.reading() as conn:
-            return await _select(conn, bot_id, user_id)
+            settings = await _select(conn, bot_id, user_id)
+        self._remember(settings)
+        return settings
 
     async def save(self, settings: UserSettings) -> None:
         async with self._db.transaction() as conn:
             await _upsert(conn, settings)
+        self._remember(settings)
+
+    def _remember(self, settings: UserSettings) -> None:
+        # Only after the write committed: a rolled-back change must not be served.
+        key = (settings.bot_id, settings.user_id)
+        self._cache[key] = settings
+        self._cache.move_to_end(key)
+        while len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
 
     async def update(self, bot_id: int, user_id: int, **changes: Any) -> UserSettings:
         """Change some settings and keep the rest; returns the settings as saved.
@@ -43,6 +67,7 @@ class UserSettingsRepository:
             current = await _select(conn, bot_id, user_id)
             updated = dataclasses.replace(current, **changes)
             await _upsert(conn, updated)
+        self._remember(updated)
         return updated
 
 
