@@ -9,6 +9,10 @@ Per job, gpt4free
   every job opens its own TCP connections;
 * polls the status at once and then every 2 s, with no deadline.
 
+Unlike gpt4free, it sends the Android app's headers on sign-up and refresh and the app's
+agents on submit and status (settings.auth_headers and kin), as tgpt's fixed client did
+from July 2025: without them the real key refuses the sign-up (403), and so does the fake.
+
 BaselineClient does exactly that behind the methods the job runner and the Telegram
 observer call on ArtaClient (submit, resume, download, ensure_token, close, stats), so the
 same bot can run on either and the difference is the client alone.
@@ -79,7 +83,7 @@ class BaselineClient:
             async with session.post(
                 self.settings.text2image_url,
                 data=form,
-                headers={"Authorization": token.id_token},
+                headers={**dict(self.settings.submit_headers), "Authorization": token.id_token},
             ) as response:
                 record_id = await read_submit(response)
         except BaseException:
@@ -111,7 +115,10 @@ class BaselineClient:
                 self.stats.status_polls += 1
                 async with session.get(
                     self.settings.status_url_for(record_id),
-                    headers={"Authorization": token.id_token},
+                    headers={
+                        **dict(self.settings.status_headers),
+                        "Authorization": token.id_token,
+                    },
                 ) as response:
                     answer = await read_status(response, record_id)
                 elapsed = time.time() - started
@@ -180,6 +187,7 @@ class BaselineClient:
                 self.settings.signup_url,
                 params={"key": self.settings.api_key},
                 json={"clientType": "CLIENT_TYPE_ANDROID"},
+                headers=dict(self.settings.auth_headers),
             ) as response,
         ):
             return await read_signup(response, time.time())
@@ -190,7 +198,10 @@ class BaselineClient:
         async with (
             self._new_session() as session,
             session.post(
-                self.settings.refresh_url, params={"key": self.settings.api_key}, data=form
+                self.settings.refresh_url,
+                params={"key": self.settings.api_key},
+                data=form,
+                headers=dict(self.settings.auth_headers),
             ) as response,
         ):
             return await read_refresh(response, time.time())

@@ -6,6 +6,7 @@ ConfigError line naming the key when a value is missing or malformed.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import tomllib
@@ -15,7 +16,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
-from bot.arta.settings import PUBLIC_API_KEY, ArtaSettings
+from bot.arta.settings import PUBLIC_API_KEY, ArtaSettings, merge_headers
 
 # BotFather's tokens: the bot's numeric id, a colon, then 35 URL-safe characters.
 # Slotted dataclass fields are descriptors on the class: read defaults off an instance.
@@ -74,6 +75,38 @@ class WebhookConfig(_Section):
     port: int = Field(default=8080, ge=0, le=65535)
 
 
+# An HTTP header name is a token (RFC 9110 5.1); values must not break the header block.
+_HEADER_NAME_RE = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,64}$")
+_MAX_HEADER_VALUE = 1024
+# Headers the client sets itself on these calls; overriding them would break the call.
+_RESERVED_HEADERS = frozenset({"authorization", "content-type", "content-length", "host"})
+
+
+class ArtaHeadersConfig(_Section):
+    """Headers laid over the built-in ones (bot/arta/settings.py), per call: `auth` on
+    sign-up and token refresh (the Android app's identity), `submit`, `status`. A name
+    matches a built-in one whatever its case; an empty value stops sending that header."""
+
+    auth: dict[str, str] = Field(default_factory=dict)
+    submit: dict[str, str] = Field(default_factory=dict)
+    status: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("auth", "submit", "status")
+    @classmethod
+    def _check_headers(cls, value: dict[str, str]) -> dict[str, str]:
+        if len(value) > 32:
+            raise ValueError("at most 32 headers")
+        for name, text in value.items():
+            if not _HEADER_NAME_RE.match(name):
+                raise ValueError(f"{name[:64]!r} is not a valid HTTP header name")
+            if name.lower() in _RESERVED_HEADERS:
+                raise ValueError(f"{name} is set by the client itself and cannot be configured")
+            if len(text) > _MAX_HEADER_VALUE or any(ch in text for ch in "\r\n\0"):
+                limit = _MAX_HEADER_VALUE
+                raise ValueError(f"the value of {name} must be one line of at most {limit} chars")
+        return value
+
+
 class ArtaConfig(_Section):
     auth_url: str = _ARTA_DEFAULTS.signup_url
     refresh_url: str = _ARTA_DEFAULTS.refresh_url
@@ -81,12 +114,26 @@ class ArtaConfig(_Section):
     api_key: str = PUBLIC_API_KEY
     proxy: str = ""
     user_agent: str = _ARTA_DEFAULTS.user_agent
+    headers: ArtaHeadersConfig = ArtaHeadersConfig()
     pool_limit: int = Field(default=_ARTA_DEFAULTS.pool_limit, ge=1, le=1000)
     connect_timeout: float = Field(default=_ARTA_DEFAULTS.connect_timeout, gt=0)
     read_timeout: float = Field(default=_ARTA_DEFAULTS.read_timeout, gt=0)
     poll_deadline: float = Field(default=_ARTA_DEFAULTS.poll_deadline, gt=0)
     poll_min_interval: float = Field(default=_ARTA_DEFAULTS.poll_min_interval, gt=0)
     poll_max_interval: float = Field(default=_ARTA_DEFAULTS.poll_max_interval, gt=0)
+
+    @field_validator("headers", mode="before")
+    @classmethod
+    def _headers_from_json(cls, value: Any) -> Any:
+        # ARTA_HEADERS carries the whole table as JSON, for hosts configured by env only.
+        if isinstance(value, str):
+            try:
+                return json.loads(value)
+            except ValueError:
+                raise ValueError(
+                    'not valid JSON (e.g. {"auth": {"X-Android-Cert": "..."}})'
+                ) from None
+        return value
 
     def to_settings(self) -> ArtaSettings:
         return ArtaSettings(
@@ -96,6 +143,9 @@ class ArtaConfig(_Section):
             api_key=self.api_key,
             proxy=self.proxy or None,
             user_agent=self.user_agent,
+            auth_headers=merge_headers(_ARTA_DEFAULTS.auth_headers, self.headers.auth),
+            submit_headers=merge_headers(_ARTA_DEFAULTS.submit_headers, self.headers.submit),
+            status_headers=merge_headers(_ARTA_DEFAULTS.status_headers, self.headers.status),
             pool_limit=self.pool_limit,
             connect_timeout=self.connect_timeout,
             read_timeout=self.read_timeout,
@@ -180,6 +230,7 @@ ENVIRONMENT_KEYS: Mapping[str, str] = {
     "ARTA_REFRESH_URL": "arta.refresh_url",
     "ARTA_API_URL": "arta.api_url",
     "ARTA_PROXY": "arta.proxy",
+    "ARTA_HEADERS": "arta.headers",
     "DATABASE_PATH": "database.path",
     "LOG_LEVEL": "log.level",
     "LOG_FORMAT": "log.format",

@@ -7,8 +7,12 @@ import re
 import pytest
 
 from bot.arta.catalogue import (
+    DEFAULT_MODEL,
+    INTERNAL_STYLES,
     MAX_SLUG_LENGTH,
+    MODEL_GROUPS,
     MODELS,
+    RETIRED_MODELS,
     aliases_of,
     model_from_slug,
     model_slug,
@@ -19,9 +23,38 @@ from bot.arta.errors import InvalidRequestError, UnknownModelError
 from tests.fakes.arta_server import STYLES
 
 
-def test_catalogue_lists_every_model_of_the_reference_in_order() -> None:
-    assert MODELS == STYLES
-    assert len(MODELS) == 55
+def test_catalogue_holds_the_96_names_of_the_last_known_list() -> None:
+    assert len(STYLES) == 96
+    assert len(MODELS) + len(INTERNAL_STYLES) == 96
+    assert sorted(MODELS + INTERNAL_STYLES) == sorted(STYLES)
+    assert MODELS == tuple(name for _, names in MODEL_GROUPS for name in names)
+    assert MODELS[0] == DEFAULT_MODEL
+
+
+@pytest.mark.parametrize("name", ["QA_text2image_flux2_turbo", "Seedream Test", "Random Text"])
+def test_internal_looking_names_are_never_offered_nor_reached_by_a_near_miss(name: str) -> None:
+    assert name in INTERNAL_STYLES and name not in MODELS
+    with pytest.raises(UnknownModelError):
+        resolve_model(name)
+    assert name not in suggest_models(name)
+    assert name not in suggest_models("seedream") and name not in suggest_models("random")
+
+
+@pytest.mark.parametrize("name", ["Anime", "Epicrealism-xl", "Flux Black Ink", "tattoo"])
+def test_names_dropped_from_the_list_still_resolve_but_are_not_offered(name: str) -> None:
+    assert name in RETIRED_MODELS and name not in MODELS and name not in STYLES
+    assert resolve_model(name) == name
+    assert resolve_model(name.upper().replace(" ", "_")) == name
+    # A button sent before the list changed still finds its model.
+    assert model_from_slug(model_slug(name)) == name
+
+
+def test_new_models_of_the_last_list_resolve_from_any_spelling() -> None:
+    assert resolve_model("f2-pro") == "F2 Pro"
+    assert resolve_model("nano banana style") == "Nano Banana Style"
+    assert resolve_model("3d_logo") == "3D Logo"
+    assert resolve_model("hand drawn logo") == "Hand-drawn Logo"
+    assert "Nano Banana Style" in suggest_models("nano banana")
 
 
 @pytest.mark.parametrize(
@@ -63,8 +96,9 @@ def test_every_api_name_resolves_to_itself() -> None:
 
 
 def test_spelling_variants_never_merge_two_models() -> None:
-    keys = {re.sub(r"[\s_\-.]+", "", name.lower()) for name in MODELS}
-    assert len(keys) == len(MODELS)
+    names = MODELS + RETIRED_MODELS
+    keys = {re.sub(r"[\s_\-.]+", "", name.lower()) for name in names}
+    assert len(keys) == len(names)
 
 
 def test_unknown_model_names_the_closest_matches() -> None:
@@ -94,9 +128,10 @@ def test_gibberish_has_no_suggestions() -> None:
 
 
 def test_slugs_are_short_unique_ascii_and_round_trip() -> None:
-    slugs = [model_slug(name) for name in MODELS]
-    assert len(set(slugs)) == len(MODELS)
-    for name, slug in zip(MODELS, slugs, strict=True):
+    names = MODELS + RETIRED_MODELS
+    slugs = [model_slug(name) for name in names]
+    assert len(set(slugs)) == len(names)
+    for name, slug in zip(names, slugs, strict=True):
         assert len(slug) <= MAX_SLUG_LENGTH
         assert re.fullmatch(r"[a-z0-9-]+", slug)
         assert model_from_slug(slug) == name

@@ -10,8 +10,16 @@ import aiohttp
 import pytest
 
 from bot.arta.settings import PUBLIC_API_KEY
-from tests.fakes.arta_server import FakeArta, FakeClock, RecordScript
+from tests.fakes.arta_server import (
+    ANDROID_CERT,
+    ANDROID_PACKAGE,
+    FakeArta,
+    FakeClock,
+    RecordScript,
+)
 
+# What Google's Android key restriction checks: the app's package and signing certificate.
+APP = {"X-Android-Package": ANDROID_PACKAGE, "X-Android-Cert": ANDROID_CERT}
 VALID_FORM = {
     "prompt": "a fox",
     "negative_prompt": "ugly",
@@ -34,6 +42,7 @@ async def sign_up(fake: FakeArta, http: aiohttp.ClientSession) -> dict[str, Any]
     async with http.post(
         f"{fake.settings().signup_url}?key={PUBLIC_API_KEY}",
         json={"clientType": "CLIENT_TYPE_ANDROID"},
+        headers=APP,
     ) as response:
         assert response.status == 200
         body: dict[str, Any] = await response.json()
@@ -67,11 +76,13 @@ async def test_sign_up_and_refresh_answer_as_firebase_does(
     assert {"idToken", "refreshToken", "localId", "kind"} <= set(account)
     form = {"grant_type": "refresh_token", "refresh_token": account["refreshToken"]}
     url = f"{fake_arta.settings().refresh_url}?key={PUBLIC_API_KEY}"
-    async with http.post(url, data=form) as response:
+    async with http.post(url, data=form, headers=APP) as response:
         refreshed = await response.json()
     assert refreshed["expires_in"] == "3600" and refreshed["token_type"] == "Bearer"
     assert refreshed["id_token"] != account["idToken"]
-    async with http.post(url, data={**form, "refresh_token": "nonsense"}) as response:
+    async with http.post(
+        url, data={**form, "refresh_token": "nonsense"}, headers=APP
+    ) as response:
         assert response.status == 400
         assert (await response.json())["error"]["message"] == "INVALID_REFRESH_TOKEN"
 

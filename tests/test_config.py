@@ -73,16 +73,19 @@ def test_the_example_config_documents_every_key_with_its_default() -> None:
                 found.add(f"{prefix}{name}")
         return found
 
+    leaves = keys(Config)
+
     def example_keys(table: dict, prefix: str = "") -> set[str]:
         found = set()
         for name, value in table.items():
-            if isinstance(value, dict):
+            # A table-valued key (arta.headers.auth) is one key, not a section.
+            if isinstance(value, dict) and f"{prefix}{name}" not in leaves:
                 found |= example_keys(value, f"{prefix}{name}.")
             else:
                 found.add(f"{prefix}{name}")
         return found
 
-    assert keys(Config) == example_keys(example)
+    assert leaves == example_keys(example)
     text = (ROOT / "config.example.toml").read_text()
     for variable in ENVIRONMENT_KEYS:
         assert variable in text, f"{variable} is not documented in config.example.toml"

@@ -5,7 +5,14 @@ Policy (the one gpt4free follows, made safe for concurrent callers):
 * past half-life, refresh it (a cheap call that keeps the account);
 * once expired, or when Firebase refuses the refresh token, sign up anew;
 * when ARTA answers 401/403, sign up anew: ARTA refused this account, and a refresh would
-  only hand back another token of the same account.
+  only hand back another token of the same account;
+* when Google refuses the sign-up itself (403 PERMISSION_DENIED, e.g. the key accepts only
+  ARTA's Android app), say so once to the operator and refuse every caller for
+  REFUSAL_HOLDOFF_SECONDS without asking Google again: a refusal of who we are does not pass
+  by retrying. A refused refresh keeps the still-valid token until it expires.
+
+Sign-up and refresh send the Android app's identity (settings.auth_headers, from
+[arta.headers.auth]).
 
 Every renewal for one account runs as one shared task that all waiting callers await, so
 200 jobs starting together on a cold store cause exactly one sign-up, and a failing sign-up
@@ -21,7 +28,7 @@ from functools import partial
 
 import aiohttp
 
-from bot.arta.errors import AuthenticationError, ServiceUnavailableError
+from bot.arta.errors import AuthenticationError, ServiceUnavailableError, SignUpRefusedError
 from bot.arta.http import RefreshRejectedError, read_refresh, read_signup
 from bot.arta.settings import ArtaSettings
 from bot.arta.stats import ClientStats
@@ -34,6 +41,11 @@ log = logging.getLogger(__name__)
 # before trying again, rather than retrying on every status poll.
 REFRESH_RETRY_SECONDS = 30.0
 SIGNUP_BODY = {"clientType": "CLIENT_TYPE_ANDROID"}
+# After Google refused a sign-up, answer every caller with that refusal for this long rather
+# than asking again: the refusal is about the bot's identity, which changes only with the
+# config (a restart) or on Google's side. A busy bot starts several jobs a second; one
+# attempt a minute still notices Google relenting within a minute.
+REFUSAL_HOLDOFF_SECONDS = 60.0
 
 
 class TokenManager:
@@ -55,6 +67,8 @@ class TokenManager:
         self._loaded: set[str] = set()
         self._inflight: dict[str, asyncio.Task[ArtaToken]] = {}
         self._refresh_retry_at: dict[str, float] = {}
+        # The last refusal of a sign-up and until when it stands (on self._clock).
+        self._refused: tuple[float, SignUpRefusedError] | None = None
 
     async def get(self, account: str) -> ArtaToken:
         """A token ARTA should accept, obtaining or refreshing one if needed."""
@@ -131,6 +145,12 @@ class TokenManager:
             log.warning("ARTA token refresh failed (%s); keeping the current token", exc)
             self._refresh_retry_at[account] = now + REFRESH_RETRY_SECONDS
             return token
+        except SignUpRefusedError as exc:
+            # Google refuses our identity; ARTA may still take the token we hold until it
+            # expires, and a sign-up now would be refused the same way.
+            log.error("ARTA token refresh refused; keeping the current token: %s", exc)
+            self._refresh_retry_at[account] = now + REFUSAL_HOLDOFF_SECONDS
+            return token
         return await self._keep(account, fresh)
 
     async def _replace(self, account: str, rejected: ArtaToken) -> ArtaToken:
@@ -153,17 +173,28 @@ class TokenManager:
         return token
 
     async def _signup(self) -> ArtaToken:
-        self._stats.signups += 1
         now = self._clock()
+        if self._refused is not None:
+            until, refusal = self._refused
+            if now < until:
+                raise refusal.again()
+            self._refused = None
+        self._stats.signups += 1
         try:
             async with self._session().post(
                 self._settings.signup_url,
                 params={"key": self._settings.api_key},
                 json=SIGNUP_BODY,
+                headers=dict(self._settings.auth_headers),
             ) as response:
                 return await read_signup(response, now)
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise ServiceUnavailableError(f"sign-up: {describe_network_error(exc)}") from exc
+        except SignUpRefusedError as exc:
+            # The one line an operator needs: Google's reason and what to change.
+            log.error("ARTA sign-up refused: %s", exc)
+            self._refused = (now + REFUSAL_HOLDOFF_SECONDS, exc)
+            raise
 
     async def _refresh(self, token: ArtaToken) -> ArtaToken:
         self._stats.refreshes += 1
@@ -171,7 +202,10 @@ class TokenManager:
         form = {"grant_type": "refresh_token", "refresh_token": token.refresh_token}
         try:
             async with self._session().post(
-                self._settings.refresh_url, params={"key": self._settings.api_key}, data=form
+                self._settings.refresh_url,
+                params={"key": self._settings.api_key},
+                data=form,
+                headers=dict(self._settings.auth_headers),
             ) as response:
                 return await read_refresh(response, now)
         except (aiohttp.ClientError, TimeoutError) as exc:

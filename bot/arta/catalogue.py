@@ -9,64 +9,76 @@ from types import MappingProxyType
 
 from bot.arta.errors import UnknownModelError
 
-# Every API name observed in the public clients (reference §6), in that order.
-MODELS: tuple[str, ...] = (
-    "Flux",
-    "Medieval",
-    "Vincent Van Gogh",
-    "F Dev",
-    "Low Poly",
-    "Dreamshaper-xl",
-    "Anima-pencil-xl",
-    "Biomech",
-    "Trash Polka",
-    "No Style",
-    "Cheyenne-xl",
-    "Chicano",
-    "Embroidery tattoo",
-    "Red and Black",
-    "Fantasy Art",
-    "Watercolor",
-    "Dotwork",
-    "Old school colored",
-    "Realistic tattoo",
-    "Japanese_2",
-    "Realistic-stock-xl",
-    "F Pro",
-    "RevAnimated",
-    "Katayama-mix-xl",
-    "SDXL L",
-    "Cor-epica-xl",
-    "Anime tattoo",
-    "New School",
-    "Death metal",
-    "Old School",
-    "Juggernaut-xl",
-    "Photographic",
-    "SDXL 1.0",
-    "Graffiti",
-    "Mini tattoo",
-    "Surrealism",
-    "Neo-traditional",
-    "On limbs black",
-    "On limbs color",
-    "Yamers-realistic-xl",
-    "Pony-xl",
-    "Playground-xl",
-    "Anything-xl",
-    "Flame design",
-    "Kawaii",
-    "Cinematic Art",
-    "Professional",
-    "Black Ink",
-    "Flux Black Ink",
-    "Epicrealism-xl",
-    "GPT4o",
-    "High GPT4o",
-    "GPT4o Ghibli",
-    "Anime",
-    "tattoo",
-)
+# The last known list of styles (tgpt, 2025-10-03: 96 names, kept until tgpt dropped ARTA in
+# July 2026), grouped by family so that a page of the picker shows relatives together.
+# The group names are for readers of this file; users see only the model names.
+MODEL_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    (
+        "Flux",
+        (
+            "Flux", "F Pro", "F Dev", "F2 Pro", "F2 Turbo", "F Realism", "F Super Realism",
+            "F Epic Realism", "F Face Realism", "F Anime", "F Real Anime", "F Retro Anime",
+            "F Anime Journey", "F Midjorney", "F Dalle Mix", "F Dreamscape", "F Whimscape",
+            "F Jojoso", "F Koda", "F Miniature", "F Pencil", "F Pixel", "F Retrocomic",
+            "F Softserve",
+        ),
+    ),
+    (
+        "GPT-4o and Nano Banana",
+        (
+            "GPT4o", "High GPT4o", "GPT4o Ghibli", "Nano Banana Style", "Doll Nano Style",
+            "Postcard Nano Style", "Poster Nano Style", "Christmas Doll Nano Style",
+            "Christmas Postcard Nano Style", "Christmas Poster Nano Style",
+        ),
+    ),
+    (
+        "Stable Diffusion checkpoints",
+        (
+            "SDXL 1.0", "SDXL L", "Juggernaut-xl", "Dreamshaper-xl", "Realistic-stock-xl",
+            "Yamers-realistic-xl", "Cor-epica-xl", "Playground-xl", "Pony-xl", "Anything-xl",
+            "Anima-pencil-xl", "Cheyenne-xl", "Katayama-mix-xl", "RevAnimated",
+        ),
+    ),
+    (
+        "Art styles",
+        (
+            "No Style", "Photographic", "Cinematic Art", "Professional", "Fantasy Art",
+            "Surrealism", "Watercolor", "Vincent Van Gogh", "Medieval", "Low Poly", "Graffiti",
+            "Kawaii",
+        ),
+    ),
+    (
+        "Tattoo",
+        (
+            "Realistic tattoo", "Anime tattoo", "Mini tattoo", "Embroidery tattoo", "Black Ink",
+            "Red and Black", "Old School", "Old school colored", "New School",
+            "Neo-traditional", "Japanese_2", "Chicano", "Dotwork", "Trash Polka", "Biomech",
+            "Death metal", "Flame design", "On limbs black", "On limbs color",
+        ),
+    ),
+    (
+        "Logo",
+        (
+            "Minimalistic Logo", "3D Logo", "Abstract Logo", "Combination Logo", "Elegant Logo",
+            "Emblem Logo", "Epic Logo", "Futuristic Logo", "Geometric Logo", "Gradient Logo",
+            "Grunge Logo", "Hand-drawn Logo", "Mascots Logo", "Monogram Logo",
+        ),
+    ),
+)  # fmt: skip
+
+# What users are offered: in the picker, in /models, and as fuzzy suggestions.
+MODELS: tuple[str, ...] = tuple(name for _, names in MODEL_GROUPS for name in names)
+
+# On the service's list, but by their names a test hook (QA_..., "Test") or a text-rendering
+# probe rather than a style anyone chose: never offered, and not resolvable either, so that
+# nobody lands on them by a near-miss spelling ("seedream" -> "Seedream Test") and a user's
+# picture never goes to a backend its owners only test with. Listed to account for all 96.
+INTERNAL_STYLES: tuple[str, ...] = ("QA_text2image_flux2_turbo", "Random Text", "Seedream Test")
+
+# Names on the older public lists but gone from the last one. They still resolve, so stored
+# settings, old buttons and habits keep working, and the service answers for itself (it may
+# refuse them with a clear 422 the user sees); they are not offered in the picker.
+RETIRED_MODELS: tuple[str, ...] = ("Anime", "Epicrealism-xl", "Flux Black Ink", "tattoo")
 
 DEFAULT_MODEL = "Flux"
 
@@ -139,7 +151,7 @@ def _slugify(api_name: str) -> str:
 
 def _build_index() -> Mapping[str, str]:
     index: dict[str, str] = {}
-    for model in MODELS:
+    for model in MODELS + RETIRED_MODELS:
         index[_key(model)] = model
     for alias, model in _EXTRA_ALIASES.items():
         index.setdefault(_key(alias), model)
@@ -147,4 +159,6 @@ def _build_index() -> Mapping[str, str]:
 
 
 _BY_KEY = _build_index()
-_BY_SLUG: Mapping[str, str] = MappingProxyType({_slugify(model): model for model in MODELS})
+_BY_SLUG: Mapping[str, str] = MappingProxyType(
+    {_slugify(model): model for model in MODELS + RETIRED_MODELS}
+)

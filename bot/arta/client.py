@@ -171,7 +171,10 @@ class ArtaClient:
                 async with self._http().post(
                     self.settings.text2image_url,
                     data=form,
-                    headers={"Authorization": token.id_token},
+                    headers={
+                        **dict(self.settings.submit_headers),
+                        "Authorization": token.id_token,
+                    },
                 ) as response:
                     return await read_submit(response)
             except (aiohttp.ClientError, TimeoutError) as exc:
@@ -352,7 +355,11 @@ class ArtaClient:
             self.stats.status_polls += 1
             try:
                 async with self._http().get(
-                    url, headers={"Authorization": token.id_token}
+                    url,
+                    headers={
+                        **dict(self.settings.status_headers),
+                        "Authorization": token.id_token,
+                    },
                 ) as response:
                     return await read_status(response, record_id)
             except (aiohttp.ClientError, TimeoutError) as exc:

@@ -28,6 +28,24 @@ class AuthenticationError(ArtaError):
     """The service refused our anonymous account even after a fresh sign-up."""
 
 
+class SignUpRefusedError(AuthenticationError):
+    """Google's account service refused this bot an account at all (403, PERMISSION_DENIED):
+    a refusal of who we are, not an outage, so retrying as it stands cannot help. Since July
+    2025 the key accepts only ARTA's Android app; `reason` is Google's ErrorInfo reason (e.g.
+    API_KEY_ANDROID_APP_BLOCKED), `status` its status (PERMISSION_DENIED). The message names
+    both and what the operator can change."""
+
+    def __init__(self, message: str, *, reason: str | None = None, status: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.reason = reason
+        self.status = status
+
+    def again(self) -> SignUpRefusedError:
+        """A fresh copy, for raising once more without sharing one traceback between tasks."""
+        return SignUpRefusedError(self.message, reason=self.reason, status=self.status)
+
+
 class ServiceUnavailableError(ArtaError):
     """The service or the network is down, overloaded or answering garbage."""
 

@@ -18,6 +18,7 @@ from bot.arta.errors import (
     GenerationFailedError,
     InvalidRequestError,
     ServiceUnavailableError,
+    SignUpRefusedError,
 )
 from bot.arta.types import ArtaImage, ArtaToken
 
@@ -129,9 +130,20 @@ async def _auth_json(response: ClientResponse, what: str) -> dict[str, object]:
     status = response.status
     if status >= 500 or status == 429:
         raise ServiceUnavailableError(f"{what}: the account service answered HTTP {status}")
+    if status == 403:
+        # Google refuses who we are (the key's app restriction, a blocked project), not this
+        # account: a new sign-up would be refused the same way. Even a 403 page that is not
+        # Google's JSON (a proxy's, say) is a refusal, not an outage that retrying can cure.
+        try:
+            body = await _json_object(response, what)
+        except TransientError:
+            body = {}
+        raise refusal(what, body, status)
     data = await _json_object(response, what)
     if status < 400:
         return data
+    if _google_field(data, "status") == "PERMISSION_DENIED":
+        raise refusal(what, data, status)
     message = _firebase_message(data)
     if what == "token refresh":
         # Whatever Firebase dislikes about a refresh token, the remedy is a new account.
@@ -188,6 +200,59 @@ def _fastapi_detail(data: dict[str, object]) -> tuple[str | None, str | None]:
         field = loc[-1] if isinstance(loc, list) and loc and isinstance(loc[-1], str) else None
         return (message if isinstance(message, str) else None), field
     return None, None
+
+
+# Google's reason when the key is restricted to an Android app and the caller is not it.
+ANDROID_APP_BLOCKED = "API_KEY_ANDROID_APP_BLOCKED"
+# Enough of Google's message to tell "<empty>" from a wrong package; never a whole body.
+MAX_REFUSAL_MESSAGE = 200
+
+
+def refusal(what: str, data: dict[str, object], http_status: int) -> SignUpRefusedError:
+    """SignUpRefusedError from Google's error body, worded for the operator: what was
+    refused, Google's reason and status, and which config to change."""
+    reason = _google_reason(data)
+    status = _google_field(data, "status")
+    said = _printable(_firebase_message(data) or "")[:MAX_REFUSAL_MESSAGE]
+    label = " / ".join(part for part in (reason, status) if part) or f"HTTP {http_status}"
+    if reason == ANDROID_APP_BLOCKED:
+        hint = (
+            "the Firebase key accepts only ARTA's Android app, and the app identity this bot "
+            "sends was missing or is no longer accepted: set the current app's headers "
+            "(X-Android-Package, X-Android-Cert, ...) in the config under [arta.headers.auth]"
+        )
+    else:
+        hint = (
+            "Google refuses this bot's sign-up: check arta.api_key and the Android app "
+            "identity under [arta.headers.auth] in the config"
+        )
+    text = f"{what} refused ({label})" + (f": {said}" if said else "") + f"; {hint}"
+    return SignUpRefusedError(text, reason=reason, status=status)
+
+
+def _google_field(data: dict[str, object], name: str) -> str | None:
+    error = data.get("error")
+    value = error.get(name) if isinstance(error, dict) else None
+    if not isinstance(value, str):
+        return None
+    return _printable(value)[:64] or None
+
+
+def _google_reason(data: dict[str, object]) -> str | None:
+    """The reason of the first ErrorInfo in error.details (google.rpc's error model)."""
+    error = data.get("error")
+    details = error.get("details") if isinstance(error, dict) else None
+    if not isinstance(details, list):
+        return None
+    for detail in details[:16]:
+        if isinstance(detail, dict) and isinstance(detail.get("reason"), str):
+            return _printable(detail["reason"])[:64] or None
+    return None
+
+
+def _printable(text: str) -> str:
+    # The body is the remote end's words; keep them from forging log lines.
+    return "".join(ch if ch.isprintable() else " " for ch in text).strip()
 
 
 def _firebase_message(data: dict[str, object]) -> str | None:

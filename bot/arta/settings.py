@@ -5,8 +5,30 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 PUBLIC_API_KEY = "AIzaSyB3-71wG0fIt0shj0ee4fvx1shcjJHGrrQ"
-# A Dalvik agent like the Android app's; gpt4free sent none and worked, tgpt sends this shape.
-DEFAULT_USER_AGENT = "Dalvik/2.1.0 (Linux; U; Android 13; Pixel 7 Build/TQ3A.230805.001)"
+# The Android app's Dalvik agent, as tgpt's last ARTA client (2025-07 .. 2026-07) sent it.
+DEFAULT_USER_AGENT = "Dalvik/2.1.0 (Linux; U; Android 15;)"
+
+Headers = tuple[tuple[str, str], ...]
+
+# The ARTA Android app's identity. Since July 2025 the Firebase key answers 403
+# API_KEY_ANDROID_APP_BLOCKED to a sign-up without it; tgpt's "Fix arta" (2025-07-06) added
+# exactly these and kept them until it dropped ARTA. Sent on sign-up and on token refresh.
+# When the app's identity changes (new signing certificate, package), override them in the
+# config, [arta.headers.auth], rather than waiting for a release.
+ANDROID_APP_HEADERS: Headers = (
+    ("X-Android-Package", "ai.generated.art.maker.image.picture.photo.generator.painting"),
+    ("X-Android-Cert", "ADC09FCA89A2CE4D0D139031A2A587FA87EE4155"),
+    ("X-Firebase-Gmpid", "1:713239656559:android:f9e37753e9ee7324cb759a"),
+    ("X-Firebase-Client", "H4sIAAAAAAAA_6tWykhNLCpJSk0sKVayio7VUSpLLSrOzM9TslIyUqoFAFyivEQfAAAA"),
+    ("X-Client-Version", "Android/Fallback/X22003001/FirebaseCore-Android"),
+    ("User-Agent", DEFAULT_USER_AGENT),
+)
+# The app's okHttp agents, as tgpt sent them on submit and on status checks (two app
+# versions, 4.18.6 and 3.23.12, exactly as tgpt had them).
+SUBMIT_HEADERS: Headers = (("User-Agent", "AiArt/4.18.6 okHttp/4.12.0 Android R"),)
+STATUS_HEADERS: Headers = (
+    ("User-Agent", "AiArt/3.23.12 okHttp/4.12.0 Android VANILLA_ICE_CREAM"),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,8 +42,13 @@ class ArtaSettings:
     status_url: str | None = None
     # Firebase's web key, sent as `?key=` on sign-up and refresh.
     api_key: str = PUBLIC_API_KEY
+    # The session's default agent (picture downloads); the calls below send their own.
     user_agent: str = DEFAULT_USER_AGENT
-    extra_headers: tuple[tuple[str, str], ...] = field(default_factory=tuple)
+    extra_headers: Headers = field(default_factory=tuple)
+    # Per call, over the session's headers: sign-up and refresh, submit, status.
+    auth_headers: Headers = ANDROID_APP_HEADERS
+    submit_headers: Headers = SUBMIT_HEADERS
+    status_headers: Headers = STATUS_HEADERS
     proxy: str | None = None
     # Open connections to all ARTA hosts together; requests beyond wait for a free one.
     pool_limit: int = 32
@@ -45,3 +72,18 @@ class ArtaSettings:
     def status_url_for(self, record_id: str) -> str:
         template = self.status_url or f"{self.api_url.rstrip('/')}/text2image/{{record_id}}/status"
         return template.format(record_id=record_id)
+
+
+def merge_headers(defaults: Headers, overrides: dict[str, str] | None) -> Headers:
+    """`defaults` with `overrides` laid over them; names match without regard to case, and
+    an empty value drops the header (e.g. to stop sending one the app no longer sends)."""
+    if not overrides:
+        return defaults
+    lowered = {name.lower(): (name, value) for name, value in overrides.items()}
+    merged: list[tuple[str, str]] = []
+    for name, value in defaults:
+        if name.lower() in lowered:
+            name, value = lowered.pop(name.lower())
+        merged.append((name, value))
+    merged.extend(lowered.values())
+    return tuple((name, value) for name, value in merged if value)

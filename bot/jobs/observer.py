@@ -18,6 +18,9 @@ class Stage(StrEnum):
 class FailureKind(StrEnum):
     INVALID = "invalid"  # the service rejected the parameters
     AUTH = "auth"
+    # The service refused this bot as such (its sign-up, e.g. an app-only key): no passing
+    # fault; only the operator's config (or the service) can change it.
+    REFUSED = "refused"
     UNAVAILABLE = "unavailable"
     FAILED = "failed"  # the service accepted and then failed the job
     TIMEOUT = "timeout"

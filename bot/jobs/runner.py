@@ -23,6 +23,7 @@ from bot.arta.errors import (
     GenerationTimeoutError,
     ImageDownloadError,
     InvalidRequestError,
+    SignUpRefusedError,
 )
 from bot.arta.types import Done, GenerationRequest, InProgress, Queued
 from bot.jobs.fair_queue import FairQueue
@@ -414,6 +415,8 @@ def _failure_from(error: ArtaError) -> JobFailure:
     detail = str(error)
     if isinstance(error, InvalidRequestError):
         kind, detail = FailureKind.INVALID, error.message
+    elif isinstance(error, SignUpRefusedError):
+        kind = FailureKind.REFUSED
     elif isinstance(error, AuthenticationError):
         kind = FailureKind.AUTH
     elif isinstance(error, GenerationFailedError):

@@ -192,6 +192,7 @@ def failed(kind: FailureKind, detail: str | None) -> str:
     messages = {
         FailureKind.INVALID: _("The service did not accept these settings"),
         FailureKind.AUTH: _("The service refused to let me in right now"),
+        FailureKind.REFUSED: _("The drawing service refused this bot"),
         FailureKind.UNAVAILABLE: _("The picture service is not answering right now"),
         FailureKind.FAILED: _("The service could not draw this one"),
         FailureKind.TIMEOUT: _("The service took too long"),
@@ -204,7 +205,11 @@ def failed(kind: FailureKind, detail: str | None) -> str:
     if kind is FailureKind.INVALID and detail:
         text += f": {escape(_shorten(detail, 300))}"
     text += "."
-    if kind.retryable:
+    if kind is FailureKind.REFUSED:
+        # Retry stays offered, but nothing may promise it works: it will not until the
+        # owner changes the bot's settings or the service changes its mind.
+        text += " " + _("This will not pass by itself: the bot's owner has to fix it.")
+    elif kind.retryable:
         text += " " + _("Press Retry to try again.")
     return text
 

@@ -34,20 +34,41 @@ from aiohttp import web
 
 from bot.arta.settings import PUBLIC_API_KEY, ArtaSettings
 
-# The service's list, copied from the reference (§6) rather than imported from the client,
-# so that a wrong name in the client's catalogue is caught by the fake refusing it.
+# The service's list, copied from the reference (the last known list, tgpt 2025-10-03, 96
+# names) rather than imported from the client, so that a wrong name in the client's
+# catalogue is caught by the fake refusing it. Names dropped since (Anime, Epicrealism-xl,
+# Flux Black Ink, tattoo) are refused, as the reference expects the service to do.
 STYLES: tuple[str, ...] = (
-    "Flux", "Medieval", "Vincent Van Gogh", "F Dev", "Low Poly", "Dreamshaper-xl",
-    "Anima-pencil-xl", "Biomech", "Trash Polka", "No Style", "Cheyenne-xl", "Chicano",
-    "Embroidery tattoo", "Red and Black", "Fantasy Art", "Watercolor", "Dotwork",
-    "Old school colored", "Realistic tattoo", "Japanese_2", "Realistic-stock-xl", "F Pro",
-    "RevAnimated", "Katayama-mix-xl", "SDXL L", "Cor-epica-xl", "Anime tattoo", "New School",
-    "Death metal", "Old School", "Juggernaut-xl", "Photographic", "SDXL 1.0", "Graffiti",
-    "Mini tattoo", "Surrealism", "Neo-traditional", "On limbs black", "On limbs color",
-    "Yamers-realistic-xl", "Pony-xl", "Playground-xl", "Anything-xl", "Flame design", "Kawaii",
-    "Cinematic Art", "Professional", "Black Ink", "Flux Black Ink", "Epicrealism-xl", "GPT4o",
-    "High GPT4o", "GPT4o Ghibli", "Anime", "tattoo",
+    "3D Logo", "Abstract Logo", "Anima-pencil-xl", "Anime tattoo", "Anything-xl", "Biomech",
+    "Black Ink", "Cheyenne-xl", "Chicano", "Christmas Doll Nano Style",
+    "Christmas Postcard Nano Style", "Christmas Poster Nano Style",
+    "Cinematic Art", "Combination Logo", "Cor-epica-xl", "Death metal", "Doll Nano Style",
+    "Dotwork",
+    "Dreamshaper-xl", "Elegant Logo", "Emblem Logo", "Embroidery tattoo", "Epic Logo", "F Anime",
+    "F Anime Journey", "F Dalle Mix", "F Dev", "F Dreamscape", "F Epic Realism", "F Face Realism",
+    "F Jojoso", "F Koda", "F Midjorney", "F Miniature", "F Pencil", "F Pixel",
+    "F Pro", "F Real Anime", "F Realism", "F Retro Anime", "F Retrocomic", "F Softserve",
+    "F Super Realism", "F Whimscape", "F2 Pro", "F2 Turbo", "Fantasy Art", "Flame design",
+    "Flux", "Futuristic Logo", "GPT4o", "GPT4o Ghibli", "Geometric Logo", "Gradient Logo",
+    "Graffiti", "Grunge Logo", "Hand-drawn Logo", "High GPT4o", "Japanese_2", "Juggernaut-xl",
+    "Katayama-mix-xl", "Kawaii", "Low Poly", "Mascots Logo", "Medieval", "Mini tattoo",
+    "Minimalistic Logo", "Monogram Logo", "Nano Banana Style", "Neo-traditional", "New School",
+    "No Style",
+    "Old School", "Old school colored", "On limbs black", "On limbs color", "Photographic",
+    "Playground-xl",
+    "Pony-xl", "Postcard Nano Style", "Poster Nano Style", "Professional",
+    "QA_text2image_flux2_turbo", "Random Text",
+    "Realistic tattoo", "Realistic-stock-xl", "Red and Black", "RevAnimated", "SDXL 1.0",
+    "SDXL L",
+    "Seedream Test", "Surrealism", "Trash Polka", "Vincent Van Gogh", "Watercolor",
+    "Yamers-realistic-xl",
 )  # fmt: skip
+# The ARTA Android app's identity as the reference gives it (tgpt's last client), copied
+# rather than imported for the same reason. Google's Android key restriction checks the
+# package and the signing certificate's SHA-1; the other headers are recorded, not checked.
+ANDROID_PACKAGE = "ai.generated.art.maker.image.picture.photo.generator.painting"
+ANDROID_CERT = "ADC09FCA89A2CE4D0D139031A2A587FA87EE4155"
+FIREBASE_PROJECT_NUMBER = "713239656559"
 ASPECT_RATIOS = ("1:1", "2:3", "3:2", "3:4", "4:3", "9:16", "16:9", "9:21", "21:9")
 # The service's own ceilings as the integration guide reports them (8 images, 50 steps).
 MAX_IMAGES_NUM = 8
@@ -193,6 +214,10 @@ class FakeArta:
         self.always_unauthorized = False
         # Serve pictures chunked, without Content-Length, to exercise streaming size caps.
         self.chunked_images = False
+        # As the real key since July 2025: sign-up and refresh without the Android app's
+        # package and certificate get Google's 403 API_KEY_ANDROID_APP_BLOCKED. Set to None
+        # only to play the key as it was before (nothing in the tests needs that today).
+        self.required_app: tuple[str, str] | None = (ANDROID_PACKAGE, ANDROID_CERT)
 
         # Counters and what was received, for assertions.
         self.signups = 0
@@ -203,6 +228,12 @@ class FakeArta:
         self.image_requests: Counter[str] = Counter()
         self.forms: dict[str, dict[str, str]] = {}
         self.auth_headers: list[str] = []
+        # Request headers of every sign-up / refresh / submit / status call, in order.
+        self.signup_headers: list[dict[str, str]] = []
+        self.refresh_headers: list[dict[str, str]] = []
+        self.submit_headers: list[dict[str, str]] = []
+        self.status_headers: list[dict[str, str]] = []
+        self.app_refusals = 0
         self.records: dict[str, FakeRecord] = {}
         self.done_at: dict[str, float] = {}
         self.images: dict[str, tuple[bytes, str]] = {
@@ -347,8 +378,12 @@ class FakeArta:
 
     async def _signup(self, request: web.Request) -> web.Response:
         self.signups += 1
+        self.signup_headers.append(dict(request.headers))
         if request.query.get("key") != self.api_key:
             return _firebase_error(400, "API key not valid. Please pass a valid API key.")
+        refused = self._refuse_unknown_app(request, "identitytoolkit.googleapis.com")
+        if refused is not None:
+            return refused
         if self._signup_faults:
             fault = self._signup_faults.popleft()
             if fault == "400":
@@ -374,8 +409,12 @@ class FakeArta:
 
     async def _refresh(self, request: web.Request) -> web.Response:
         self.refreshes += 1
+        self.refresh_headers.append(dict(request.headers))
         if request.query.get("key") != self.api_key:
             return _firebase_error(400, "API key not valid. Please pass a valid API key.")
+        refused = self._refuse_unknown_app(request, "securetoken.googleapis.com")
+        if refused is not None:
+            return refused
         form = await request.post()
         if form.get("grant_type") != "refresh_token":
             return _firebase_error(400, "INVALID_GRANT_TYPE")
@@ -397,6 +436,7 @@ class FakeArta:
 
     async def _submit(self, request: web.Request) -> web.StreamResponse:
         self.submits += 1
+        self.submit_headers.append(dict(request.headers))
         await self._lag()
         form = {key: str(value) for key, value in (await request.post()).items()}
         self.submits_by_prompt[form.get("prompt", "")] += 1
@@ -416,6 +456,7 @@ class FakeArta:
     async def _status(self, request: web.Request) -> web.StreamResponse:
         record_id = request.match_info["record_id"]
         self.status_polls[record_id] += 1
+        self.status_headers.append(dict(request.headers))
         await self._lag()
         if not self._authorized(request):
             return web.json_response({"detail": "Not authenticated"}, status=401)
@@ -449,6 +490,18 @@ class FakeArta:
         return response
 
     # -- helpers ---------------------------------------------------------------------------
+
+    def _refuse_unknown_app(self, request: web.Request, service: str) -> web.Response | None:
+        if self.required_app is None:
+            return None
+        package, cert = self.required_app
+        sent_package = request.headers.get("X-Android-Package", "")
+        sent_cert = request.headers.get("X-Android-Cert", "")
+        # Google compares the certificate's SHA-1 without regard to case.
+        if sent_package == package and sent_cert.upper() == cert.upper():
+            return None
+        self.app_refusals += 1
+        return web.json_response(android_app_blocked_body(sent_package, service), status=403)
 
     def _issue_id_token(self) -> str:
         token = _token("id")
@@ -624,6 +677,38 @@ def _fault_response(request: web.Request, fault: str) -> web.Response:
         # A 200 that is not JSON: a captive portal, a truncated body, a confused proxy.
         return web.Response(status=200, text="<html>OK</html>", content_type="application/json")
     return web.json_response({"detail": "Internal Server Error"}, status=500)
+
+
+def android_app_blocked_body(package: str, service: str) -> dict[str, Any]:
+    """Google's answer to a key restricted to an Android app, called by another client
+    (google.rpc error model: ErrorInfo reason API_KEY_ANDROID_APP_BLOCKED)."""
+    shown = package or "<empty>"
+    message = f"Requests from this Android client application {shown} are blocked."
+    return {
+        "error": {
+            "code": 403,
+            "message": message,
+            "errors": [{"message": message, "domain": "global", "reason": "forbidden"}],
+            "status": "PERMISSION_DENIED",
+            "details": [
+                {
+                    "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+                    "reason": "API_KEY_ANDROID_APP_BLOCKED",
+                    "domain": "googleapis.com",
+                    "metadata": {
+                        "consumer": f"projects/{FIREBASE_PROJECT_NUMBER}",
+                        "service": service,
+                        "androidPackage": shown,
+                    },
+                },
+                {
+                    "@type": "type.googleapis.com/google.rpc.LocalizedMessage",
+                    "locale": "en-US",
+                    "message": message,
+                },
+            ],
+        }
+    }
 
 
 def _firebase_error(status: int, message: str) -> web.Response:

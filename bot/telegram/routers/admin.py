@@ -22,6 +22,7 @@ _UPSTREAM_KINDS = frozenset(
     for kind in (
         FailureKind.INVALID,
         FailureKind.AUTH,
+        FailureKind.REFUSED,
         FailureKind.UNAVAILABLE,
         FailureKind.FAILED,
         FailureKind.TIMEOUT,
