@@ -27,7 +27,7 @@ def test_catalogue_holds_the_96_names_of_the_last_known_list() -> None:
     assert len(STYLES) == 96
     assert len(MODELS) + len(INTERNAL_STYLES) == 96
     assert sorted(MODELS + INTERNAL_STYLES) == sorted(STYLES)
-    assert MODELS == tuple(name for _, names in MODEL_GROUPS for name in names)
+    assert tuple(name for _, names in MODEL_GROUPS for name in names) == MODELS
     assert MODELS[0] == DEFAULT_MODEL
 
 

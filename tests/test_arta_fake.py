@@ -80,9 +80,7 @@ async def test_sign_up_and_refresh_answer_as_firebase_does(
         refreshed = await response.json()
     assert refreshed["expires_in"] == "3600" and refreshed["token_type"] == "Bearer"
     assert refreshed["id_token"] != account["idToken"]
-    async with http.post(
-        url, data={**form, "refresh_token": "nonsense"}, headers=APP
-    ) as response:
+    async with http.post(url, data={**form, "refresh_token": "nonsense"}, headers=APP) as response:
         assert response.status == 400
         assert (await response.json())["error"]["message"] == "INVALID_REFRESH_TOKEN"
 

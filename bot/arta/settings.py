@@ -83,7 +83,8 @@ def merge_headers(defaults: Headers, overrides: dict[str, str] | None) -> Header
     merged: list[tuple[str, str]] = []
     for name, value in defaults:
         if name.lower() in lowered:
-            name, value = lowered.pop(name.lower())
+            # The built-in spelling of the name stays, as the app writes it.
+            value = lowered.pop(name.lower())[1]
         merged.append((name, value))
     merged.extend(lowered.values())
     return tuple((name, value) for name, value in merged if value)

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from aiohttp import web
+from multidict import CIMultiDict
 
 from bot.arta.settings import PUBLIC_API_KEY, ArtaSettings
 
@@ -229,10 +230,11 @@ class FakeArta:
         self.forms: dict[str, dict[str, str]] = {}
         self.auth_headers: list[str] = []
         # Request headers of every sign-up / refresh / submit / status call, in order.
-        self.signup_headers: list[dict[str, str]] = []
-        self.refresh_headers: list[dict[str, str]] = []
-        self.submit_headers: list[dict[str, str]] = []
-        self.status_headers: list[dict[str, str]] = []
+        # (Header names compare without regard to case, as in HTTP.)
+        self.signup_headers: list[CIMultiDict[str]] = []
+        self.refresh_headers: list[CIMultiDict[str]] = []
+        self.submit_headers: list[CIMultiDict[str]] = []
+        self.status_headers: list[CIMultiDict[str]] = []
         self.app_refusals = 0
         self.records: dict[str, FakeRecord] = {}
         self.done_at: dict[str, float] = {}
@@ -378,7 +380,7 @@ class FakeArta:
 
     async def _signup(self, request: web.Request) -> web.Response:
         self.signups += 1
-        self.signup_headers.append(dict(request.headers))
+        self.signup_headers.append(request.headers.copy())
         if request.query.get("key") != self.api_key:
             return _firebase_error(400, "API key not valid. Please pass a valid API key.")
         refused = self._refuse_unknown_app(request, "identitytoolkit.googleapis.com")
@@ -409,7 +411,7 @@ class FakeArta:
 
     async def _refresh(self, request: web.Request) -> web.Response:
         self.refreshes += 1
-        self.refresh_headers.append(dict(request.headers))
+        self.refresh_headers.append(request.headers.copy())
         if request.query.get("key") != self.api_key:
             return _firebase_error(400, "API key not valid. Please pass a valid API key.")
         refused = self._refuse_unknown_app(request, "securetoken.googleapis.com")
@@ -436,7 +438,7 @@ class FakeArta:
 
     async def _submit(self, request: web.Request) -> web.StreamResponse:
         self.submits += 1
-        self.submit_headers.append(dict(request.headers))
+        self.submit_headers.append(request.headers.copy())
         await self._lag()
         form = {key: str(value) for key, value in (await request.post()).items()}
         self.submits_by_prompt[form.get("prompt", "")] += 1
@@ -456,7 +458,7 @@ class FakeArta:
     async def _status(self, request: web.Request) -> web.StreamResponse:
         record_id = request.match_info["record_id"]
         self.status_polls[record_id] += 1
-        self.status_headers.append(dict(request.headers))
+        self.status_headers.append(request.headers.copy())
         await self._lag()
         if not self._authorized(request):
             return web.json_response({"detail": "Not authenticated"}, status=401)
