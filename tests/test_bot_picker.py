@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from bot.arta.catalogue import MODELS
+from bot.telegram.keyboards import MODELS_PER_PAGE, PAGES
 from tests.bot_steps import answer_of, failed_calls, press, wait_buttons, wait_picker
 from tests.fakes.arta_server import RecordScript
 from tests.harness import running_bot
@@ -25,7 +26,7 @@ async def test_imagine_without_model_shows_the_first_page_of_the_picker(tmp_path
         stack.tg.send_text(stack.bot, chat, user, "/imagine a fox in the snow")
         picker = await wait_picker(stack, chat)
         assert "a fox in the snow" in (picker.text or "")
-        assert _models_on(picker) == list(MODELS[:8])
+        assert _models_on(picker) == list(MODELS[:MODELS_PER_PAGE])
         assert "⭐ Flux" in picker.button_texts  # the default, marked
         assert any(t.startswith("Next") for t in picker.button_texts)
         assert not any("Back" in t for t in picker.button_texts)  # no page before the first
@@ -43,16 +44,20 @@ async def test_paging_the_picker_edits_the_same_message(tmp_path: Path) -> None:
         query = press(stack, chat, user, picker, "Next")
         await answer_of(stack, query)
         await wait_buttons(stack, picker, "Back")
-        assert _models_on(picker) == list(MODELS[8:16])
+        assert _models_on(picker) == list(MODELS[MODELS_PER_PAGE : 2 * MODELS_PER_PAGE])
         assert "Go with Flux" in " ".join(picker.button_texts)  # still one tap away
         assert len(stack.tg.messages(stack.bot, chat)) == 1  # edited, not sent again
 
         query = press(stack, chat, user, picker, "Back")
         await answer_of(stack, query)
-        await stack.wait_for(lambda: _models_on(picker) == list(MODELS[:8]), "page 1 again")
+        await stack.wait_for(
+            lambda: _models_on(picker) == list(MODELS[:MODELS_PER_PAGE]), "page 1 again"
+        )
 
 
 async def test_every_page_together_lists_the_whole_catalogue(tmp_path: Path) -> None:
+    # A user paging straight to the last page stays within the flood guard's burst (8).
+    assert PAGES <= 8
     async with running_bot(tmp_path) as stack:
         user = stack.user(LONG_USER_ID)
         chat = stack.tg.private_chat(user)
@@ -64,7 +69,7 @@ async def test_every_page_together_lists_the_whole_catalogue(tmp_path: Path) -> 
             query = press(stack, chat, user, picker, "Next")
             await answer_of(stack, query)
             await stack.wait_for(lambda b=before: _models_on(picker)[0] not in b, "next page")
-            assert len(_models_on(picker)) <= 8
+            assert len(_models_on(picker)) <= MODELS_PER_PAGE
             seen += _models_on(picker)
         assert seen == list(MODELS)
         # The fake refuses data over Telegram's 64 bytes, so no refusal means all fit.
@@ -83,19 +88,20 @@ async def test_pressing_a_model_turns_the_picker_into_the_job_status(tmp_path: P
         press(stack, chat, user, picker, "Next")
         await wait_buttons(stack, picker, "Back")
 
-        query = press(stack, chat, user, picker, "No Style")
+        model = MODELS[MODELS_PER_PAGE]  # the first of page 2
+        query = press(stack, chat, user, picker, model)
         assert (await answer_of(stack, query)).get("show_alert") is False
         await wait_buttons(stack, picker, "Cancel")
         record = await stack.arta.wait_for_record("a lighthouse")
-        assert record.form["style"] == "No Style"
+        assert record.form["style"] == model
         assert record.form["aspect_ratio"] == "16:9"  # the flags typed with /imagine stay
         assert record.form["images_num"] == "2"
         assert picker.button_texts == ["✖ Cancel"]
-        assert "No Style" in (picker.text or "")
+        assert model in (picker.text or "")
 
         stack.arta.release("a lighthouse")
         album = await stack.wait_album(chat)
-        assert "No Style" in (album[0].caption or "")
+        assert model in (album[0].caption or "")
         await stack.wait_for(lambda: picker.deleted, "the status message to go")
 
 

@@ -10,54 +10,45 @@ from types import MappingProxyType
 from bot.arta.errors import UnknownModelError
 
 # The last known list of styles (tgpt, 2025-10-03: 96 names, kept until tgpt dropped ARTA in
-# July 2026), grouped by family so that a page of the picker shows relatives together.
-# The group names are for readers of this file; users see only the model names.
+# July 2026), in picker order. The names of the older public lists come first, in their old
+# order, so that a model stays on the page where users (and the tests of other branches)
+# found it; the newer names follow, grouped by family. The group names are for readers of
+# this file; users see only the model names.
 MODEL_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
     (
-        "Flux",
+        "Older public lists (gpt4free 0.4.8-0.5.5, tgpt)",
         (
-            "Flux", "F Pro", "F Dev", "F2 Pro", "F2 Turbo", "F Realism", "F Super Realism",
-            "F Epic Realism", "F Face Realism", "F Anime", "F Real Anime", "F Retro Anime",
-            "F Anime Journey", "F Midjorney", "F Dalle Mix", "F Dreamscape", "F Whimscape",
-            "F Jojoso", "F Koda", "F Miniature", "F Pencil", "F Pixel", "F Retrocomic",
-            "F Softserve",
+            "Flux", "Medieval", "Vincent Van Gogh", "F Dev", "Low Poly", "Dreamshaper-xl",
+            "Anima-pencil-xl", "Biomech", "Trash Polka", "No Style", "Cheyenne-xl", "Chicano",
+            "Embroidery tattoo", "Red and Black", "Fantasy Art", "Watercolor", "Dotwork",
+            "Old school colored", "Realistic tattoo", "Japanese_2", "Realistic-stock-xl", "F Pro",
+            "RevAnimated", "Katayama-mix-xl", "SDXL L", "Cor-epica-xl", "Anime tattoo",
+            "New School", "Death metal", "Old School", "Juggernaut-xl", "Photographic", "SDXL 1.0",
+            "Graffiti", "Mini tattoo", "Surrealism", "Neo-traditional", "On limbs black",
+            "On limbs color", "Yamers-realistic-xl", "Pony-xl", "Playground-xl", "Anything-xl",
+            "Flame design", "Kawaii", "Cinematic Art", "Professional", "Black Ink", "GPT4o",
+            "High GPT4o", "GPT4o Ghibli",
         ),
     ),
     (
-        "GPT-4o and Nano Banana",
+        "Flux variants (2025)",
         (
-            "GPT4o", "High GPT4o", "GPT4o Ghibli", "Nano Banana Style", "Doll Nano Style",
-            "Postcard Nano Style", "Poster Nano Style", "Christmas Doll Nano Style",
-            "Christmas Postcard Nano Style", "Christmas Poster Nano Style",
+            "F2 Pro", "F2 Turbo", "F Realism", "F Super Realism", "F Epic Realism",
+            "F Face Realism", "F Anime", "F Real Anime", "F Retro Anime", "F Anime Journey",
+            "F Midjorney", "F Dalle Mix", "F Dreamscape", "F Whimscape", "F Jojoso", "F Koda",
+            "F Miniature", "F Pencil", "F Pixel", "F Retrocomic", "F Softserve",
         ),
     ),
     (
-        "Stable Diffusion checkpoints",
+        "Nano Banana styles",
         (
-            "SDXL 1.0", "SDXL L", "Juggernaut-xl", "Dreamshaper-xl", "Realistic-stock-xl",
-            "Yamers-realistic-xl", "Cor-epica-xl", "Playground-xl", "Pony-xl", "Anything-xl",
-            "Anima-pencil-xl", "Cheyenne-xl", "Katayama-mix-xl", "RevAnimated",
+            "Nano Banana Style", "Doll Nano Style", "Postcard Nano Style", "Poster Nano Style",
+            "Christmas Doll Nano Style", "Christmas Postcard Nano Style",
+            "Christmas Poster Nano Style",
         ),
     ),
     (
-        "Art styles",
-        (
-            "No Style", "Photographic", "Cinematic Art", "Professional", "Fantasy Art",
-            "Surrealism", "Watercolor", "Vincent Van Gogh", "Medieval", "Low Poly", "Graffiti",
-            "Kawaii",
-        ),
-    ),
-    (
-        "Tattoo",
-        (
-            "Realistic tattoo", "Anime tattoo", "Mini tattoo", "Embroidery tattoo", "Black Ink",
-            "Red and Black", "Old School", "Old school colored", "New School",
-            "Neo-traditional", "Japanese_2", "Chicano", "Dotwork", "Trash Polka", "Biomech",
-            "Death metal", "Flame design", "On limbs black", "On limbs color",
-        ),
-    ),
-    (
-        "Logo",
+        "Logos",
         (
             "Minimalistic Logo", "3D Logo", "Abstract Logo", "Combination Logo", "Elegant Logo",
             "Emblem Logo", "Epic Logo", "Futuristic Logo", "Geometric Logo", "Gradient Logo",

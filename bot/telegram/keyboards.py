@@ -9,8 +9,10 @@ from bot.arta.catalogue import MODELS, model_slug
 from bot.telegram import texts
 from bot.telegram.callbacks import JobAction, JobCb, PickerAction, PickerCb
 
-# Eight models a page keeps the keyboard on one phone screen; two a row fit long names.
-MODELS_PER_PAGE = 8
+# Two a row fit long names. Twelve a page (six rows, plus navigation and the default
+# button: eight rows, still one phone screen) show the 93 models in 8 pages, so paging to
+# the last one is /imagine and 7 presses: within the flood guard's burst of 8 updates.
+MODELS_PER_PAGE = 12
 PAGES = (len(MODELS) + MODELS_PER_PAGE - 1) // MODELS_PER_PAGE
 
 
