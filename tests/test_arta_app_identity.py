@@ -187,6 +187,17 @@ async def test_a_refused_sign_up_is_a_typed_refusal_naming_the_reason_and_the_fi
     assert _failure_from(refusal).kind is FailureKind.REFUSED
 
 
+async def test_a_403_page_that_is_not_googles_json_is_a_refusal_too(
+    fake_arta: FakeArta, arta_clock: FakeClock
+) -> None:
+    fake_arta.fail_signups(kind="html403")
+    async with _client(fake_arta.settings(), arta_clock) as client:
+        with pytest.raises(SignUpRefusedError) as caught:
+            await client.ensure_token()
+    assert caught.value.reason is None and "HTTP 403" in str(caught.value)
+    assert "arta.headers" in str(caught.value)
+
+
 async def test_a_refusal_is_not_retried_by_every_job(
     fake_arta: FakeArta, arta_clock: FakeClock
 ) -> None:

@@ -213,7 +213,7 @@ def refusal(what: str, data: dict[str, object], http_status: int) -> SignUpRefus
     refused, Google's reason and status, and which config to change."""
     reason = _google_reason(data)
     status = _google_field(data, "status")
-    said = _printable(_firebase_message(data) or "")[:MAX_REFUSAL_MESSAGE]
+    said = _printable(_firebase_message(data) or "")[:MAX_REFUSAL_MESSAGE].rstrip(".")
     label = " / ".join(part for part in (reason, status) if part) or f"HTTP {http_status}"
     if reason == ANDROID_APP_BLOCKED:
         hint = (

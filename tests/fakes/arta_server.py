@@ -110,6 +110,9 @@ HTML_UNAVAILABLE_PAGE = (
     "<html><head><title>503 Service Temporarily Unavailable</title></head>"
     "<body><h1>503 Service Temporarily Unavailable</h1></body></html>"
 )
+HTML_FORBIDDEN_PAGE = (
+    "<html><head><title>403 Forbidden</title></head><body>Forbidden</body></html>"
+)
 
 SIGNUP_PATH = "/identitytoolkit/v3/relyingparty/signupNewUser"
 REFRESH_PATH = "/v1/token"
@@ -118,7 +121,7 @@ API_PATH = "/api/v1"
 Outcome = Literal["done", "failed", "never"]
 StatusFault = Literal["500", "html", "garbage", "reset", "429"]
 SubmitFault = Literal["html503", "500", "garbage", "no_record_id", "reset"]
-SignupFault = Literal["html503", "400"]
+SignupFault = Literal["html503", "400", "html403"]
 Clock = Callable[[], float]
 
 
@@ -390,6 +393,8 @@ class FakeArta:
             fault = self._signup_faults.popleft()
             if fault == "400":
                 return _firebase_error(400, "OPERATION_NOT_ALLOWED")
+            if fault == "html403":  # a proxy's or firewall's own refusal page
+                return web.Response(status=403, text=HTML_FORBIDDEN_PAGE, content_type="text/html")
             return web.Response(status=503, text=HTML_UNAVAILABLE_PAGE, content_type="text/html")
         try:
             body = await request.json()
