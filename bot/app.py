@@ -44,6 +44,12 @@ from bot.telegram.webhook import build_web_app, webhook_path
 
 log = logging.getLogger(__name__)
 
+# Updates handled at once, in polling and webhook mode alike. A burst of updates otherwise
+# becomes that many live handler tasks at once: 1,000 /imagine at once took the bot from
+# 106 to 157 MiB; 200 keeps it at 124 MiB and /help at the same rate (see BENCHMARKS.md).
+# The rest wait at Telegram, in order.
+UPDATE_CONCURRENCY = 200
+
 
 class StartupError(Exception):
     """Start-up cannot go on; the message is one line for the operator."""
@@ -148,11 +154,7 @@ class BotApp:
                 *self.bots,
                 handle_signals=handle_signals,
                 close_bot_session=False,
-                # A burst of updates otherwise becomes that many live handler tasks at once:
-                # 1,000 /imagine at once took the bot from 106 to 157 MiB; 200 keeps it at
-                # 124 MiB and /help at the same rate (see BENCHMARKS.md). The rest wait at
-                # Telegram, in order.
-                tasks_concurrency_limit=200,
+                tasks_concurrency_limit=UPDATE_CONCURRENCY,
             )
         finally:
             await self.close()
@@ -167,8 +169,12 @@ class BotApp:
             prefix=webhook.path_prefix,
             secret=secret,
             health=self.health,
+            concurrency=UPDATE_CONCURRENCY,
         )
-        web_runner = web.AppRunner(web_app, access_log=None)
+        # lingering_time=0: the body of a refused request is not read after the answer (by
+        # default aiohttp reads it for 10 s, inflating a gzip bomb and logging a traceback
+        # for a broken one); the connection is closed instead.
+        web_runner = web.AppRunner(web_app, access_log=None, lingering_time=0)
         await web_runner.setup()
         self._stop_requested = asyncio.Event()
         try:
