@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import secrets
+import shutil
 import signal
 import time
 from collections.abc import Awaitable, Callable
@@ -22,7 +24,7 @@ from aiohttp import web
 from bot.arta.client import ArtaClient
 from bot.config import Config, ConfigError
 from bot.jobs.runner import JobRunner, RunnerLimits
-from bot.storage.database import Database
+from bot.storage.database import MEMORY, Database
 from bot.storage.jobs_repo import JobRepository
 from bot.storage.settings_repo import UserSettingsRepository
 from bot.storage.tokens import SqliteTokenStore
@@ -208,13 +210,12 @@ class BotApp:
         return int(self.web_addresses[0][1])
 
     async def health(self) -> tuple[bool, dict[str, object]]:
-        """For GET /healthz: is the store usable, and how the upstream has been doing."""
-        try:
-            async with self.db.reading() as conn:
-                await conn.execute_fetchall("SELECT 1")
-            database = "ok"
-        except Exception as error:
-            database = f"error: {type(error).__name__}"
+        """Is the store usable, and how the upstream has been doing.
+
+        The details (bot ids, queue sizes, upstream counters) are for the operator only;
+        `bot.telegram.webhook.public_health` is what a stranger may see.
+        """
+        database = await _database_problem(self.db) or "ok"
         stats = self.arta.stats
         return database == "ok", {
             "status": "ok" if database == "ok" else "degraded",
@@ -285,6 +286,32 @@ class BotApp:
         dp.errors.outer_middleware(UserLocaleMiddleware(self.i18n))
         dp.include_routers(*all_routers())
         return dp
+
+
+# Below this much free disk a burst of job rows and their WAL frames fails to commit
+# (SQLITE_FULL); a job row with its prompt and status is under 4 KiB.
+_MIN_FREE_DISK_BYTES = 1024**2
+
+
+async def _database_problem(db: Database) -> str | None:
+    """What keeps the store from taking the next job, or None. `SELECT 1` touches no table:
+    a read of the jobs table's newest row finds a damaged table, and the page limit and the
+    free disk a full one."""
+    try:
+        async with db.reading() as conn:
+            await conn.execute_fetchall("SELECT id FROM jobs ORDER BY id DESC LIMIT 1")
+            (pages,) = next(iter(await conn.execute_fetchall("PRAGMA page_count")))
+            (limit,) = next(iter(await conn.execute_fetchall("PRAGMA max_page_count")))
+            (free_pages,) = next(iter(await conn.execute_fetchall("PRAGMA freelist_count")))
+    except Exception as error:
+        return f"error: {type(error).__name__}"
+    if pages >= limit and free_pages == 0:
+        return "full: at the page limit"
+    if db.path != MEMORY:
+        usage = await asyncio.to_thread(shutil.disk_usage, os.path.dirname(db.path) or ".")
+        if usage.free < _MIN_FREE_DISK_BYTES:
+            return f"full: {usage.free} bytes free on disk"
+    return None
 
 
 async def _check_bots(bots: list[Bot]) -> None:

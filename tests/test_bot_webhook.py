@@ -91,8 +91,7 @@ async def test_a_wrong_secret_or_malformed_json_is_refused_and_the_server_keeps_
             await stack.wait_text(chat, "Examples")
             health = await http.get(f"http://127.0.0.1:{stack.app.web_port}/healthz")
             assert health.status == 200
-            body = await health.json()
-            assert body["database"] == "ok" and body["bots"] == [stack.bot.id]
+            assert await health.json() == {"status": "ok"}
 
 
 async def _raw_post(port: int, path: str, headers: dict[str, bytes], body: bytes) -> int:

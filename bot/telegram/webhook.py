@@ -41,15 +41,12 @@ class UpdateReceiver:
     ) -> None:
         self._dispatcher = dispatcher
         self._bot = bot
-        # Bytes: compare_digest refuses str with non-ASCII characters (a TypeError, i.e. a
-        # 500 for any stranger who sends one).
-        self._secret = secret.encode()
+        self._secret = secret
         self._slots = slots
         self._tasks: set[asyncio.Task[Any]] = set()
 
     async def handle(self, request: web.Request) -> web.Response:
-        sent = request.headers.get(SECRET_HEADER, "").encode("utf-8", "surrogatepass")
-        if not secrets.compare_digest(sent, self._secret):
+        if not _holds_secret(request, self._secret):
             return web.json_response({"ok": False, "error": "wrong secret token"}, status=401)
         charset = (request.charset or "utf-8").lower()
         encoding = request.headers.get(hdrs.CONTENT_ENCODING, "identity").lower()
@@ -121,9 +118,25 @@ def build_web_app(
         app.router.add_post(webhook_path(prefix, bot), receiver.handle)
         receivers.append(receiver)
 
-    async def healthz(_: web.Request) -> web.Response:
+    async def healthz(request: web.Request) -> web.Response:
         healthy, details = await health()
+        # Bot ids, queue sizes and upstream counters only for whoever holds the webhook
+        # secret (the operator's monitoring); anyone else learns the status word.
+        if not _holds_secret(request, secret):
+            details = public_health(healthy, details)
         return web.json_response(details, status=200 if healthy else 503)
 
     app.router.add_get("/healthz", healthz)
     return app, receivers
+
+
+def _holds_secret(request: web.Request, secret: str) -> bool:
+    sent = request.headers.get(SECRET_HEADER, "")
+    # Bytes: compare_digest refuses str with non-ASCII characters (a TypeError, i.e. a 500
+    # for any stranger who sends one). surrogatepass: any str encodes, none raises.
+    return secrets.compare_digest(sent.encode("utf-8", "surrogatepass"), secret.encode())
+
+
+def public_health(healthy: bool, details: dict[str, Any]) -> dict[str, Any]:
+    """The part of `BotApp.health` anyone may see: the status word only."""
+    return {"status": details.get("status", "ok" if healthy else "degraded")}
