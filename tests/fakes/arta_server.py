@@ -193,6 +193,8 @@ class FakeArta:
         self.always_unauthorized = False
         # Serve pictures chunked, without Content-Length, to exercise streaming size caps.
         self.chunked_images = False
+        # The record_id the DONE answer carries instead of the real one (a hostile service).
+        self.reported_record_id: str | None = None
 
         # Counters and what was received, for assertions.
         self.signups = 0
@@ -516,7 +518,7 @@ class FakeArta:
                 for i, url in enumerate(record.image_urls)
             ]
         return {
-            "record_id": record.record_id,
+            "record_id": (self.reported_record_id if done else None) or record.record_id,
             "status": status,
             "response": response,
             "error_code": script.error_code if failed else None,
