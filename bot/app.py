@@ -24,6 +24,7 @@ from aiohttp import web
 from bot.arta.client import ArtaClient
 from bot.config import Config, ConfigError
 from bot.jobs.runner import JobRunner, RunnerLimits
+from bot.logging_setup import RememberingTokenStore
 from bot.storage.database import MEMORY, Database
 from bot.storage.jobs_repo import JobRepository
 from bot.storage.settings_repo import UserSettingsRepository
@@ -135,7 +136,10 @@ class BotApp:
         client = (
             arta(config, db)
             if arta is not None
-            else ArtaClient(config.arta.to_settings(), token_store=SqliteTokenStore(db))
+            else ArtaClient(
+                config.arta.to_settings(),
+                token_store=RememberingTokenStore(SqliteTokenStore(db)),
+            )
         )
         return cls(config=config, db=db, arta=client, bots=bots)
 
