@@ -41,13 +41,15 @@ def main(argv: list[str] | None = None) -> int:
         if args.mode:
             environ["BOT_MODE"] = args.mode
         config = load_config(config_path, environ)
-        tokens = config.require_tokens()
+        config.require_tokens()  # no token: one config error line, now
     except ConfigError as error:
         sys.stderr.write(f"config error: {error}\n")
         return 2
     if args.command == "check":
-        return _check(config, tokens)
-    setup_logging(config.log.level, config.log.format, secrets=tokens)
+        return _check(config, config.secrets())
+    # Before anything that can fail: from here on, every line (an uncaught exception's
+    # traceback too) goes through the redacting handler.
+    setup_logging(config.log.level, config.log.format, secrets=config.secrets())
     # Imported only now: aiogram takes a second or more to import, and a config error
     # should be reported at once.
     from bot.app import StartupError
@@ -55,17 +57,18 @@ def main(argv: list[str] | None = None) -> int:
     try:
         asyncio.run(_serve(config))
     except (ConfigError, StartupError) as error:
-        sys.stderr.write(f"start-up failed: {error}\n")
+        redact = RedactSecrets(config.secrets()).redact
+        sys.stderr.write(redact(f"start-up failed: {error}") + "\n")
         return 2
     except KeyboardInterrupt:
         return 130
     return 0
 
 
-def _check(config: Config, tokens: tuple[str, ...]) -> int:
+def _check(config: Config, secrets: tuple[str, ...]) -> int:
     from bot.checks import run_checks
 
-    redact = RedactSecrets(tokens).redact
+    redact = RedactSecrets(secrets).redact
     results = asyncio.run(run_checks(config))
     for result in results:
         sys.stdout.write(redact(result.line()) + "\n")

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import secrets
+import shutil
 import signal
 import time
 from collections.abc import Awaitable, Callable
@@ -22,7 +24,8 @@ from aiohttp import web
 from bot.arta.client import ArtaClient
 from bot.config import Config, ConfigError
 from bot.jobs.runner import JobRunner, RunnerLimits
-from bot.storage.database import Database
+from bot.logging_setup import RememberingTokenStore
+from bot.storage.database import MEMORY, Database
 from bot.storage.jobs_repo import JobRepository
 from bot.storage.settings_repo import UserSettingsRepository
 from bot.storage.tokens import SqliteTokenStore
@@ -43,6 +46,12 @@ from bot.telegram.starter import JobStarter
 from bot.telegram.webhook import build_web_app, webhook_path
 
 log = logging.getLogger(__name__)
+
+# Updates handled at once, in polling and webhook mode alike. A burst of updates otherwise
+# becomes that many live handler tasks at once: 1,000 /imagine at once took the bot from
+# 106 to 157 MiB; 200 keeps it at 124 MiB and /help at the same rate (see BENCHMARKS.md).
+# The rest wait at Telegram, in order.
+UPDATE_CONCURRENCY = 200
 
 
 class StartupError(Exception):
@@ -127,7 +136,10 @@ class BotApp:
         client = (
             arta(config, db)
             if arta is not None
-            else ArtaClient(config.arta.to_settings(), token_store=SqliteTokenStore(db))
+            else ArtaClient(
+                config.arta.to_settings(),
+                token_store=RememberingTokenStore(SqliteTokenStore(db)),
+            )
         )
         return cls(config=config, db=db, arta=client, bots=bots)
 
@@ -148,11 +160,7 @@ class BotApp:
                 *self.bots,
                 handle_signals=handle_signals,
                 close_bot_session=False,
-                # A burst of updates otherwise becomes that many live handler tasks at once:
-                # 1,000 /imagine at once took the bot from 106 to 157 MiB; 200 keeps it at
-                # 124 MiB and /help at the same rate (see BENCHMARKS.md). The rest wait at
-                # Telegram, in order.
-                tasks_concurrency_limit=200,
+                tasks_concurrency_limit=UPDATE_CONCURRENCY,
             )
         finally:
             await self.close()
@@ -167,8 +175,12 @@ class BotApp:
             prefix=webhook.path_prefix,
             secret=secret,
             health=self.health,
+            concurrency=UPDATE_CONCURRENCY,
         )
-        web_runner = web.AppRunner(web_app, access_log=None)
+        # lingering_time=0: the body of a refused request is not read after the answer (by
+        # default aiohttp reads it for 10 s, inflating a gzip bomb and logging a traceback
+        # for a broken one); the connection is closed instead.
+        web_runner = web.AppRunner(web_app, access_log=None, lingering_time=0)
         await web_runner.setup()
         self._stop_requested = asyncio.Event()
         try:
@@ -202,13 +214,12 @@ class BotApp:
         return int(self.web_addresses[0][1])
 
     async def health(self) -> tuple[bool, dict[str, object]]:
-        """For GET /healthz: is the store usable, and how the upstream has been doing."""
-        try:
-            async with self.db.reading() as conn:
-                await conn.execute_fetchall("SELECT 1")
-            database = "ok"
-        except Exception as error:
-            database = f"error: {type(error).__name__}"
+        """Is the store usable, and how the upstream has been doing.
+
+        The details (bot ids, queue sizes, upstream counters) are for the operator only;
+        `bot.telegram.webhook.public_health` is what a stranger may see.
+        """
+        database = await _database_problem(self.db) or "ok"
         stats = self.arta.stats
         return database == "ok", {
             "status": "ok" if database == "ok" else "degraded",
@@ -279,6 +290,32 @@ class BotApp:
         dp.errors.outer_middleware(UserLocaleMiddleware(self.i18n))
         dp.include_routers(*all_routers())
         return dp
+
+
+# Below this much free disk a burst of job rows and their WAL frames fails to commit
+# (SQLITE_FULL); a job row with its prompt and status is under 4 KiB.
+_MIN_FREE_DISK_BYTES = 1024**2
+
+
+async def _database_problem(db: Database) -> str | None:
+    """What keeps the store from taking the next job, or None. `SELECT 1` touches no table:
+    a read of the jobs table's newest row finds a damaged table, and the page limit and the
+    free disk a full one."""
+    try:
+        async with db.reading() as conn:
+            await conn.execute_fetchall("SELECT id FROM jobs ORDER BY id DESC LIMIT 1")
+            (pages,) = next(iter(await conn.execute_fetchall("PRAGMA page_count")))
+            (limit,) = next(iter(await conn.execute_fetchall("PRAGMA max_page_count")))
+            (free_pages,) = next(iter(await conn.execute_fetchall("PRAGMA freelist_count")))
+    except Exception as error:
+        return f"error: {type(error).__name__}"
+    if pages >= limit and free_pages == 0:
+        return "full: at the page limit"
+    if db.path != MEMORY:
+        usage = await asyncio.to_thread(shutil.disk_usage, os.path.dirname(db.path) or ".")
+        if usage.free < _MIN_FREE_DISK_BYTES:
+            return f"full: {usage.free} bytes free on disk"
+    return None
 
 
 async def _check_bots(bots: list[Bot]) -> None:

@@ -7,6 +7,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from aiogram.exceptions import TelegramAPIError, TelegramUnauthorizedError
 
@@ -15,8 +16,8 @@ from bot.arta.client import ArtaClient
 from bot.arta.errors import ArtaError
 from bot.arta.tokens import MemoryTokenStore
 from bot.config import Config
-from bot.storage.database import Database
-from bot.storage.migrations import schema_version
+from bot.storage.database import MEMORY, Database
+from bot.storage.migrations import LATEST_VERSION, schema_version
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,13 +56,26 @@ class CheckFailed(Exception):
 
 
 async def _check_database(config: Config) -> str:
+    path = config.database.path
+    # A check changes nothing: read-only, so a missing file is reported, not created, and
+    # an old schema is reported, not migrated.
+    if path == MEMORY or not await asyncio.to_thread(_is_file, path):
+        raise CheckFailed(f"no database file at {path} (the bot creates it on its first run)")
     try:
-        async with await Database.open(config.database.path) as db:
+        async with await Database.open(path, read_only=True) as db:
             version = await schema_version(db)
             mode = await db.journal_mode()
     except Exception as error:
-        raise CheckFailed(f"cannot open {config.database.path}: {error}") from None
-    return f"{config.database.path}, schema v{version}, journal {mode}"
+        raise CheckFailed(f"cannot open {path}: {error}") from None
+    if version < LATEST_VERSION:
+        return (
+            f"{path}, schema v{version} (the bot migrates it to v{LATEST_VERSION}), journal {mode}"
+        )
+    return f"{path}, schema v{version}, journal {mode}"
+
+
+def _is_file(path: str) -> bool:
+    return Path(path).expanduser().is_file()
 
 
 async def _check_arta(config: Config) -> str:

@@ -209,6 +209,11 @@ class Config(_Section):
     access: AccessConfig = AccessConfig()
     log: LogConfig = LogConfig()
 
+    def secrets(self) -> tuple[str, ...]:
+        """Every secret setting's value, for log redaction: each SecretStr field anywhere in
+        the config, so a new secret setting is redacted by being declared a SecretStr."""
+        return tuple(value for value in _secret_values(self) if value)
+
     def require_tokens(self) -> tuple[str, ...]:
         tokens = tuple(t.get_secret_value() for t in self.telegram.tokens)
         if not tokens:
@@ -216,6 +221,16 @@ class Config(_Section):
                 "telegram.tokens", "no bot token: set BOT_TOKEN or telegram.tokens in the config"
             )
         return tokens
+
+
+def _secret_values(node: object) -> list[str]:
+    if isinstance(node, SecretStr):
+        return [node.get_secret_value()]
+    if isinstance(node, BaseModel):
+        node = [getattr(node, name) for name in type(node).model_fields]
+    if isinstance(node, list | tuple):
+        return [value for item in node for value in _secret_values(item)]
+    return []
 
 
 # Environment variable -> dotted config key. The environment wins over the file.

@@ -1,4 +1,10 @@
-"""Logging for operators: plain lines or JSON, and never a secret in either."""
+"""Logging for operators: plain lines or JSON, and never a secret in either.
+
+Redaction is applied to the finished line, so nothing a record carries (message, args,
+extra fields, exception and stack text) can slip past it, and Python's own last-resort
+printers (an uncaught exception, a thread's, an unraisable one, a warning) are routed
+through the same handler instead of writing to stderr themselves.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +12,16 @@ import json
 import logging
 import re
 import sys
+import threading
+from collections import OrderedDict
 from collections.abc import Iterable
 from datetime import UTC, datetime
+from types import TracebackType
+from typing import TYPE_CHECKING, TextIO
+
+if TYPE_CHECKING:
+    from bot.arta.tokens import TokenStore
+    from bot.arta.types import ArtaToken
 
 # Anything shaped like a BotFather token, even one we were not told about.
 _BOT_TOKEN = re.compile(r"\b\d{5,20}:[A-Za-z0-9_-]{30,}\b")
@@ -15,9 +29,31 @@ _BOT_TOKEN = re.compile(r"\b\d{5,20}:[A-Za-z0-9_-]{30,}\b")
 _JWT = re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\b")
 # Fields of the job lifecycle lines that JSON output carries as keys of their own.
 _STANDARD_ATTRS = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
+# Secrets learned while running (ARTA refresh and id tokens). A bot keeps one account per
+# Telegram bot and renews its id token hourly: 256 covers many bots for days; the oldest,
+# long replaced, go first.
+_LEARNED_LIMIT = 256
+_learned: OrderedDict[str, None] = OrderedDict()
+_learned_lock = threading.Lock()
+# Shorter learned strings are not treated as secrets: "***" everywhere a 3-letter word
+# appears would make the logs unreadable, and no real credential is that short.
+_MIN_SECRET_LENGTH = 8
+
+
+def remember_secrets(*values: str) -> None:
+    """Redact these from every log line from now on (credentials obtained at run time)."""
+    with _learned_lock:
+        for value in values:
+            if len(value) >= _MIN_SECRET_LENGTH:
+                _learned[value] = None
+                _learned.move_to_end(value)
+        while len(_learned) > _LEARNED_LIMIT:
+            _learned.popitem(last=False)
 
 
 class RedactSecrets(logging.Filter):
+    """Knows the secrets; `redact` hides them (and token-shaped text) in a string."""
+
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         super().__init__()
         self._secrets = tuple(s for s in secrets if s)
@@ -34,10 +70,29 @@ class RedactSecrets(logging.Filter):
         return True
 
     def redact(self, text: str) -> str:
-        for secret in self._secrets:
-            text = text.replace(secret, "***")
+        with _learned_lock:
+            learned = tuple(_learned)
+        for secret in (*self._secrets, *learned):
+            if secret in text:
+                text = text.replace(secret, "***")
+            # As it appears inside a JSON string (quotes, backslashes, control characters).
+            escaped = json.dumps(secret, ensure_ascii=False)[1:-1]
+            if escaped != secret and escaped in text:
+                text = text.replace(escaped, "***")
         text = _BOT_TOKEN.sub("***", text)
         return _JWT.sub("***", text)
+
+
+class RedactingFormatter(logging.Formatter):
+    """Any formatter's finished line, with the secrets taken out."""
+
+    def __init__(self, inner: logging.Formatter, redactor: RedactSecrets) -> None:
+        super().__init__()
+        self._inner = inner
+        self._redactor = redactor
+
+    def format(self, record: logging.LogRecord) -> str:
+        return self._redactor.redact(self._inner.format(record))
 
 
 class JsonFormatter(logging.Formatter):
@@ -55,20 +110,84 @@ class JsonFormatter(logging.Formatter):
         )
         if record.exc_text or record.exc_info:
             entry["exception"] = record.exc_text or self.formatException(record.exc_info)  # type: ignore[arg-type]
+        if record.stack_info:
+            entry["stack"] = self.formatStack(record.stack_info)
         return json.dumps(entry, default=str, ensure_ascii=False)
 
 
+def make_handler(
+    fmt: str, secrets: Iterable[str] = (), stream: TextIO | None = None
+) -> logging.Handler:
+    """The one handler every line goes through, in either format."""
+    handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
+    inner = (
+        JsonFormatter()
+        if fmt == "json"
+        else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    )
+    handler.setFormatter(RedactingFormatter(inner, RedactSecrets(secrets)))
+    return handler
+
+
 def setup_logging(level: str, fmt: str, secrets: Iterable[str] = ()) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.addFilter(RedactSecrets(secrets))
-    if fmt == "json":
-        handler.setFormatter(JsonFormatter())
-    else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
-    root.handlers[:] = [handler]
+    root.handlers[:] = [make_handler(fmt, secrets)]
     root.setLevel(level)
     # aiohttp's access log and aiogram's per-update lines drown the job lifecycle at INFO.
     logging.getLogger("aiogram.event").setLevel(max(logging.getLevelName(level), logging.WARNING))
     # aiosqlite logs every statement with its parameters at DEBUG: prompts and tokens.
     logging.getLogger("aiosqlite").setLevel(logging.INFO)
+    # Python's last-resort printers write to stderr directly, past the redaction.
+    logging.captureWarnings(True)
+    sys.excepthook = _log_uncaught
+    threading.excepthook = _log_uncaught_in_thread
+    sys.unraisablehook = _log_unraisable
+
+
+_uncaught = logging.getLogger("bot.uncaught")
+
+
+def _log_uncaught(
+    kind: type[BaseException], error: BaseException, traceback: TracebackType | None
+) -> None:
+    if issubclass(kind, KeyboardInterrupt):
+        sys.__excepthook__(kind, error, traceback)
+        return
+    _uncaught.critical("uncaught %s", kind.__name__, exc_info=(kind, error, traceback))
+
+
+def _log_uncaught_in_thread(args: threading.ExceptHookArgs) -> None:
+    if args.exc_value is None:
+        return
+    name = args.thread.name if args.thread is not None else "?"
+    _uncaught.error(
+        "uncaught %s in thread %s",
+        args.exc_type.__name__,
+        name,
+        exc_info=(args.exc_type, args.exc_value, args.exc_traceback),
+    )
+
+
+def _log_unraisable(args: sys.UnraisableHookArgs) -> None:
+    exc_info = (
+        (args.exc_type, args.exc_value, args.exc_traceback) if args.exc_value is not None else None
+    )
+    _uncaught.error("%s: %r", args.err_msg or "exception ignored", args.object, exc_info=exc_info)
+
+
+class RememberingTokenStore:
+    """A token store that tells the log redaction every ARTA token it loads or saves
+    (they are obtained at run time, so no config lists them)."""
+
+    def __init__(self, inner: TokenStore) -> None:
+        self._inner = inner
+
+    async def load(self, account: str) -> ArtaToken | None:
+        token = await self._inner.load(account)
+        if token is not None:
+            remember_secrets(token.id_token, token.refresh_token)
+        return token
+
+    async def save(self, account: str, token: ArtaToken) -> None:
+        remember_secrets(token.id_token, token.refresh_token)
+        await self._inner.save(account, token)

@@ -201,3 +201,27 @@ def test_unreachable_service_is_one_line_without_traceback(tmp_path: Path) -> No
     assert done.stderr.startswith("error: sign-up: ")
     assert done.stderr.count("\n") == 1
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    "record_id",
+    ["../../escaped", "{tmp}/absolute-escape", "..", "a/../../b", "sub/dir", "...", "\\..\\x", ""],
+)
+async def test_a_hostile_record_id_cannot_make_the_cli_write_outside_out(
+    fake_arta: FakeArta, arta_clock: FakeClock, tmp_path: Path, record_id: str
+) -> None:
+    fake_arta.reported_record_id = record_id.format(tmp=tmp_path) or " "
+    out_dir = tmp_path / "work" / "pics"
+    argv = ["generate", "a fox", "-n", "2", "--out", str(out_dir)]
+    argv += ["--token-file", str(tmp_path / "token.json"), *url_flags(fake_arta)]
+    result = await run_cli(argv, arta_clock)
+    assert result.code == 0, result.err
+    paths = [Path(line) for line in result.out.splitlines()]
+    assert len(paths) == 2 and len(set(paths)) == 2
+    for path in paths:
+        assert path.parent == out_dir and path.read_bytes() == SAMPLE_JPEG
+    assert _files_under(tmp_path) == sorted([tmp_path / "token.json", *paths])
+
+
+def _files_under(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.is_file())

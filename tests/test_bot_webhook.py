@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import gc
+import gzip
+import logging
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
+from aiogram import Bot
+from aiohttp import web
 
+from bot.app import UPDATE_CONCURRENCY
+from bot.telegram.webhook import SECRET_HEADER, build_web_app
 from tests.harness import SECOND_TOKEN, TOKEN, Stack, running_bot
 
 SECRET = "webhook-secret-1234"
@@ -81,5 +91,180 @@ async def test_a_wrong_secret_or_malformed_json_is_refused_and_the_server_keeps_
             await stack.wait_text(chat, "Examples")
             health = await http.get(f"http://127.0.0.1:{stack.app.web_port}/healthz")
             assert health.status == 200
-            body = await health.json()
-            assert body["database"] == "ok" and body["bots"] == [stack.bot.id]
+            assert await health.json() == {"status": "ok"}
+
+
+async def _raw_post(port: int, path: str, headers: dict[str, bytes], body: bytes) -> int:
+    """One POST written byte for byte, as an attacker's client would (aiohttp's own client
+    refuses to send some of these headers); answers the status code."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        head = [f"POST {path} HTTP/1.1".encode(), b"Host: 127.0.0.1", b"Connection: close"]
+        head += [name.encode() + b": " + value for name, value in headers.items()]
+        head.append(b"Content-Length: " + str(len(body)).encode())
+        writer.write(b"\r\n".join(head) + b"\r\n\r\n")
+        with contextlib.suppress(ConnectionError):
+            writer.write(body)
+            await writer.drain()
+        status_line = await reader.readline()
+        return int(status_line.split()[1])
+    finally:
+        writer.close()
+        with contextlib.suppress(ConnectionError):
+            await writer.wait_closed()
+
+
+async def test_hostile_webhook_requests_get_a_4xx_and_at_most_one_log_line_each(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    json_type = b"application/json"
+    right = SECRET.encode()
+    deep = b"[" * 100_000 + b"]" * 100_000
+    hostile: list[tuple[str, dict[str, bytes], bytes]] = [
+        ("non-ASCII secret", {SECRET_HEADER: "секрет".encode()}, b"{}"),
+        ("raw high bytes in the secret", {SECRET_HEADER: b"\xff\xfe" + right}, b"{}"),
+        (
+            "unknown charset",
+            {SECRET_HEADER: right, "Content-Type": json_type + b"; charset=no-such-codec"},
+            b'{"update_id": 1}',
+        ),
+        ("deeply nested JSON", {SECRET_HEADER: right, "Content-Type": json_type}, deep),
+        ("a JSON list", {SECRET_HEADER: right, "Content-Type": json_type}, b"[1, 2]"),
+        ("oversized body", {SECRET_HEADER: right}, b'{"update_id": 1, "x": "' + b"a" * 3_000_000),
+        (
+            "broken gzip",
+            {SECRET_HEADER: right, "Content-Encoding": b"gzip"},
+            b"\x1f\x8bnot really gzip",
+        ),
+        (
+            "gzip bomb",
+            {SECRET_HEADER: right, "Content-Encoding": b"gzip"},
+            gzip.compress(b" " * 50_000_000),
+        ),
+    ]
+    caplog.set_level(logging.DEBUG)
+    async with running_bot(tmp_path, mode="webhook", webhook=WEBHOOK) as stack:
+        path = f"/telegram/{stack.bot.id}"
+        for what, headers, body in hostile:
+            caplog.clear()
+            status = await _raw_post(stack.app.web_port, path, headers, body)
+            assert 400 <= status < 500, (what, status)
+            lines = [r for r in caplog.records if r.name.startswith(("bot.", "aiohttp"))]
+            assert len(lines) <= 1, (what, [r.getMessage() for r in lines])
+            assert not any(r.exc_info for r in caplog.records), what
+            assert "Traceback" not in caplog.text, what
+        user = stack.user()
+        chat = stack.tg.private_chat(user)
+        stack.tg.send_text(stack.bot, chat, user, "/help")
+        async with aiohttp.ClientSession() as http:
+            good = await http.post(
+                _url(stack), json=_take_update(stack), headers={SECRET_HEADER: SECRET}
+            )
+            assert good.status == 200
+        # The /help answer is the only message: nothing refused reached the handlers.
+        await stack.wait_for(lambda: stack.tg.messages(stack.bot, chat), "the /help answer")
+        assert len(stack.tg.messages(stack.bot, chat)) == 1
+
+
+class _Dispatcher:
+    """Stands in for aiogram's dispatcher: counts updates being handled, holds them until
+    released, and fails the updates it is told to."""
+
+    def __init__(self, failing: frozenset[int] = frozenset()) -> None:
+        self.running = 0
+        self.most_at_once = 0
+        self.finished: list[int] = []
+        self.release = asyncio.Event()
+        self.changed = asyncio.Condition()
+        self._failing = failing
+
+    async def feed_update(self, bot: object, update: Any) -> None:
+        self.running += 1
+        self.most_at_once = max(self.most_at_once, self.running)
+        async with self.changed:
+            self.changed.notify_all()
+        try:
+            await self.release.wait()
+            if update.update_id in self._failing:
+                raise RuntimeError(f"handler of update {update.update_id} broke")
+        finally:
+            self.running -= 1
+            self.finished.append(update.update_id)
+
+
+@contextlib.asynccontextmanager
+async def _webhook_server(dispatcher: _Dispatcher, concurrency: int) -> Any:
+    bot = Bot("123456:" + "A" * 35)
+    app, receivers = build_web_app(
+        dispatcher,  # type: ignore[arg-type]
+        [bot],
+        prefix="/telegram",
+        secret=SECRET,
+        health=lambda: _healthy(),
+        concurrency=concurrency,
+    )
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        yield f"http://127.0.0.1:{port}/telegram/{bot.id}", receivers
+    finally:
+        await runner.cleanup()
+        await bot.session.close()
+
+
+async def _healthy() -> tuple[bool, dict[str, Any]]:
+    return True, {"status": "ok"}
+
+
+async def test_webhook_handles_at_most_the_polling_cap_of_updates_at_once() -> None:
+    assert UPDATE_CONCURRENCY == 200, "the same cap as polling's tasks_concurrency_limit"
+    dispatcher = _Dispatcher()
+    async with (
+        _webhook_server(dispatcher, concurrency=3) as (url, receivers),
+        aiohttp.ClientSession() as http,
+    ):
+
+        async def post(update_id: int) -> int:
+            response = await http.post(
+                url, json={"update_id": update_id}, headers={SECRET_HEADER: SECRET}
+            )
+            return response.status
+
+        posts = [asyncio.create_task(post(n)) for n in range(1, 11)]
+        async with asyncio.timeout(5), dispatcher.changed:
+            await dispatcher.changed.wait_for(lambda: dispatcher.running == 3)
+        # Seven requests wait for a slot, unanswered, as Telegram's would.
+        assert sum(task.done() for task in posts) <= 3
+        dispatcher.release.set()
+        assert await asyncio.gather(*posts) == [200] * 10
+        await receivers[0].drain(within=5)
+    assert dispatcher.most_at_once == 3
+    assert sorted(dispatcher.finished) == list(range(1, 11))
+
+
+async def test_a_failing_webhook_handler_is_logged_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    dispatcher = _Dispatcher(failing=frozenset({7}))
+    dispatcher.release.set()
+    caplog.set_level(logging.INFO)
+    async with (
+        _webhook_server(dispatcher, concurrency=3) as (url, receivers),
+        aiohttp.ClientSession() as http,
+    ):
+        for update_id in (6, 7, 8):
+            response = await http.post(
+                url, json={"update_id": update_id}, headers={SECRET_HEADER: SECRET}
+            )
+            assert response.status == 200
+        await receivers[0].drain(within=5)
+        assert sorted(dispatcher.finished) == [6, 7, 8]
+    gc.collect()  # where asyncio would report a task exception nobody retrieved
+    await asyncio.sleep(0)
+    failures = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(failures) == 1, [r.getMessage() for r in failures]
+    assert "7" in failures[0].getMessage() and failures[0].exc_info is not None
+    assert "never retrieved" not in caplog.text

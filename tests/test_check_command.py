@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import sqlite3
 import sys
 from pathlib import Path
 
+from bot.storage.database import Database
+from bot.storage.migrations import LATEST_VERSION
 from tests.bot_process import ROOT, write_config
 from tests.fakes.arta_server import FakeArta
 from tests.fakes.telegram_api import FakeTelegram
@@ -36,6 +40,8 @@ async def test_check_passes_every_line_when_all_is_well(tmp_path: Path) -> None:
     async with FakeTelegram() as tg, FakeArta() as arta:
         tg.add_bot(TOKEN, "arta_test1_bot")
         config = write_config(tmp_path / "config.toml", tg, arta, (TOKEN,))
+        async with await Database.open(tmp_path / "bot.db"):
+            pass  # the database a first run made
         code, lines = await _check(config)
     assert code == 0, lines
     assert [line.split(":")[0] for line in lines] == [
@@ -61,3 +67,25 @@ async def test_check_tells_a_rejected_token_from_a_dead_upstream(tmp_path: Path)
         by_name["telegram bot #2"].startswith("FAIL") and "rejected" in by_name["telegram bot #2"]
     )
     assert SECOND_TOKEN.split(":")[1] not in "\n".join(lines)
+
+
+async def test_check_reports_a_missing_database_and_creates_or_migrates_nothing(
+    tmp_path: Path,
+) -> None:
+    async with FakeTelegram() as tg, FakeArta() as arta:
+        tg.add_bot(TOKEN, "arta_test1_bot")
+        config = write_config(tmp_path / "config.toml", tg, arta, (TOKEN,))
+        code, lines = await _check(config)
+        assert code == 1
+        assert lines[0].startswith("FAIL database") and "no database file" in lines[0]
+        assert not (tmp_path / "bot.db").exists(), "the check created the database"
+        # A file from an older bot (schema v0 here) is reported as it is, not migrated.
+        old = tmp_path / "bot.db"
+        sqlite3.connect(old).close()
+        before = old.read_bytes()
+        code, lines = await _check(config)
+    assert code == 0, lines
+    assert lines[0].startswith("ok   database") and f"migrates it to v{LATEST_VERSION}" in lines[0]
+    assert old.read_bytes() == before
+    # No -wal or -shm file either: the read-only open wrote nothing beside it.
+    assert sorted(await asyncio.to_thread(os.listdir, tmp_path)) == ["bot.db", "config.toml"]

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import logging
+import sys
 from pathlib import Path
 
 import pytest
+from aiohttp import web
 
-from bot.logging_setup import JsonFormatter, RedactSecrets
+from bot.arta.tokens import MemoryTokenStore
+from bot.arta.types import ArtaToken
+from bot.config import Config
+from bot.logging_setup import JsonFormatter, RedactSecrets, RememberingTokenStore, make_handler
+from tests.bot_process import ROOT
 from tests.harness import TOKEN, running_bot
 
 
@@ -59,3 +66,112 @@ async def test_every_job_event_is_one_log_line_with_job_bot_chat_and_model(
         assert record.job_id == events[0].job_id  # type: ignore[attr-defined]
         assert f"bot={stack.bot.id}" in record.getMessage() and "model=Flux" in record.getMessage()
     assert "deliver_s=" in events[-1].getMessage() and "total_s=" in events[-1].getMessage()
+
+
+# Shaped like ARTA's real ones only loosely on purpose: no pattern knows them, so only
+# the secrets the bot learned at run time can hide them.
+ARTA_ID_TOKEN = "fake-id-Qm9vYmFyYmF6cXV4LWlkLXRva2VuLXZhbHVl"
+ARTA_REFRESH_TOKEN = "AMf-vBfake-refresh-c2VjcmV0LXJlZnJlc2gtdG9rZW4"
+WEBHOOK_SECRET = "hook-secret-0123456789"
+
+
+@pytest.mark.parametrize("fmt", ["text", "json"])
+async def test_no_secret_reaches_the_log_from_any_part_of_a_line(fmt: str) -> None:
+    config = Config.model_validate(
+        {"telegram": {"tokens": TOKEN}, "webhook": {"secret": WEBHOOK_SECRET}}
+    )
+    # The ARTA tokens become known the way the bot learns them: through its token store.
+    store = RememberingTokenStore(MemoryTokenStore())
+    await store.save("1", ArtaToken(ARTA_ID_TOKEN, ARTA_REFRESH_TOKEN, 3600, 0))
+    secrets = (TOKEN, WEBHOOK_SECRET, ARTA_ID_TOKEN, ARTA_REFRESH_TOKEN)
+    stream = io.StringIO()
+    logger = logging.getLogger(f"test.everywhere.{fmt}")
+    logger.addHandler(make_handler(fmt, config.secrets(), stream))
+    logger.propagate = False
+    logger.setLevel(logging.DEBUG)
+    try:
+        for secret in secrets:
+            logger.info(f"in the message {secret}")
+            logger.info("in the args %s and %r", secret, {"nested": [secret]})
+            logger.info("in extra fields", extra={"token": secret, "payload": {"a": [secret]}})
+            logger.info("in a stack", stack_info=True, extra={"frame_note": secret})
+            try:
+                try:
+                    raise KeyError(secret)
+                except KeyError as inner:
+                    raise RuntimeError(f"while using {secret}") from inner
+            except RuntimeError:
+                logger.exception("in the exception and its cause")
+    finally:
+        logger.handlers.clear()
+    output = stream.getvalue()
+    lines = output.splitlines()
+    if fmt == "json":
+        entries = [json.loads(line) for line in lines if line.startswith("{")]
+        assert len(entries) == 5 * len(secrets)
+        assert entries[2]["token"] == "***" and entries[2]["payload"] == {"a": ["***"]}
+    # Message, two args, the exception and its cause: each secret was written 5+ times.
+    assert output.count("***") >= 5 * len(secrets)
+    leaked = [secret for secret in secrets if secret in output]
+    assert not leaked, f"{len(leaked)} secret(s) in the {fmt} log"
+
+
+@pytest.mark.parametrize("fmt", ["text", "json"])
+async def test_an_uncaught_start_up_error_is_logged_without_the_token(
+    tmp_path: Path, fmt: str
+) -> None:
+    # A wrong api_url: a web server whose 404 page echoes the path, which holds the token.
+    async def echo_404(request: web.Request) -> web.Response:
+        return web.Response(status=404, text=f"<h1>Not found: {request.path}</h1>")
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", echo_404)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        port = runner.addresses[0][1]
+        config = tmp_path / "config.toml"
+        config.write_text(
+            f'[telegram]\ntokens = "{TOKEN}"\napi_url = "http://127.0.0.1:{port}"\n'
+            f'[database]\npath = "{tmp_path / "bot.db"}"\n[log]\nformat = "{fmt}"\n'
+        )
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "bot",
+            "--config",
+            str(config),
+            cwd=tmp_path,
+            env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        async with asyncio.timeout(120):
+            _, err = await process.communicate()
+    finally:
+        await runner.cleanup()
+    log = err.decode()
+    assert process.returncode != 0
+    assert "Not found" in log, "the start-up error was reported"
+    assert TOKEN not in log and TOKEN.split(":")[1] not in log
+    lines = [line for line in log.splitlines() if line.strip()]
+    if fmt == "json":
+        # One JSON entry, traceback included: nothing printed past the handler.
+        assert all(line.startswith("{") for line in lines), log
+        assert json.loads(lines[-1])["logger"] == "bot.uncaught"
+    else:
+        assert "CRITICAL bot.uncaught" in log
+
+
+async def test_the_running_bot_redacts_the_arta_tokens_it_obtained(tmp_path: Path) -> None:
+    async with running_bot(tmp_path) as stack:
+        user = stack.user()
+        chat = stack.tg.private_chat(user)
+        stack.tg.send_text(stack.bot, chat, user, "/imagine a fox --model flux")
+        await stack.wait_album(chat)
+        obtained = [*stack.arta._accounts, *stack.arta._id_tokens]
+    assert len(obtained) >= 2
+    redact = RedactSecrets().redact
+    assert [redact(f"x {token} y") for token in obtained] == ["x *** y"] * len(obtained)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
+import stat
 from contextlib import closing
 from pathlib import Path
 
@@ -45,6 +47,55 @@ async def test_a_fresh_database_path_gets_its_directories_created(tmp_path: Path
     async with await Database.open(path) as db:
         assert db.path == str(path)
     assert path.exists()
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+async def test_only_the_bots_own_user_can_read_the_database_and_its_wal(
+    tmp_path: Path,
+) -> None:
+    # Refresh tokens and every prompt live in these files: no other local user may read them.
+    path = tmp_path / "data" / "state" / "bot.db"
+    os.chmod(tmp_path, 0o755)  # a folder that was there before: not ours to change
+    async with await Database.open(path) as db, db.transaction() as conn:
+        await conn.execute("INSERT INTO user_settings (bot_id, user_id, model) VALUES (1, 1, 'x')")
+        wal, shm = Path(f"{path}-wal"), Path(f"{path}-shm")
+        # _mode raises FileNotFoundError if SQLite made no -wal or -shm file.
+        assert (_mode(path), _mode(wal), _mode(shm)) == (0o600, 0o600, 0o600)
+    assert _mode(path.parent) == 0o700 and _mode(path.parent.parent) == 0o700
+    assert _mode(tmp_path) == 0o755
+
+
+async def test_a_database_left_world_readable_by_an_older_version_is_closed_up(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "bot.db"
+    async with await Database.open(path):
+        pass
+    for name in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+        name.touch()
+        name.chmod(0o644)
+    async with await Database.open(path):
+        assert _mode(path) == 0o600
+        assert _mode(Path(f"{path}-wal")) == _mode(Path(f"{path}-shm")) == 0o600
+
+
+async def test_a_read_only_open_changes_nothing_and_needs_the_file(tmp_path: Path) -> None:
+    missing = tmp_path / "nothing" / "bot.db"
+    with pytest.raises(sqlite3.OperationalError):
+        await Database.open(missing, read_only=True)
+    assert not missing.parent.exists(), "no folder created"
+    path = tmp_path / "odd?name#.db"
+    sqlite3.connect(path).close()  # an empty file at schema version 0
+    before = path.read_bytes()
+    async with await Database.open(path, read_only=True) as db:
+        assert await _pragma(db, "user_version") == 0
+        with pytest.raises(sqlite3.OperationalError, match="readonly"):
+            async with db.transaction() as conn:
+                await conn.execute("CREATE TABLE t (x)")
+    assert path.read_bytes() == before, "not migrated, not switched to WAL"
 
 
 async def test_memory_database_opens_for_tests(storage_db: Database) -> None:

@@ -13,6 +13,7 @@ import argparse
 import asyncio
 import mimetypes
 import os
+import re
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -40,6 +41,10 @@ EXIT_INTERRUPTED = 130
 # The CLI's single account in its token file.
 CLI_ACCOUNT = "cli"
 _EXTENSIONS = {"image/jpeg": ".jpg", "image/png": ".png", "image/webp": ".webp"}
+# What a record_id may keep in a file name; anything else (/, \, NUL, spaces) becomes "_".
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
+# Well under the 255 bytes most file systems allow, with room for "-4.webp".
+_MAX_NAME = 100
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -177,7 +182,8 @@ async def _generate(
         args.out.mkdir(parents=True, exist_ok=True)
         for number, image in enumerate(done.images, start=1):
             picture = await arta.download(image.url)
-            path = args.out / f"{done.record_id}-{number}{_extension(picture.content_type)}"
+            name = f"{_safe_name(done.record_id)}-{number}{_extension(picture.content_type)}"
+            path = _inside(args.out, name)
             path.write_bytes(picture.data)
             if image.blurred:
                 err.write(f"note: the service blurred {path.name} (its safety filter)\n")
@@ -195,6 +201,21 @@ def _progress(event: Queued | InProgress | Done, waited: float) -> str:
     if event.polls == 0:
         return f"queued (record {event.record_id})"
     return f"waiting in queue {waited:.0f}s"
+
+
+def _safe_name(record_id: str) -> str:
+    """A file name from the service's record_id, which is not ours to trust: an absolute
+    id or a `../` would otherwise put the file outside --out."""
+    name = _UNSAFE.sub("_", record_id).strip("._")[:_MAX_NAME]
+    return name or "picture"
+
+
+def _inside(folder: Path, name: str) -> Path:
+    path = folder / name
+    # Belt and braces after _safe_name: whatever the name, the file lands in --out itself.
+    if path.resolve().parent != folder.resolve():
+        raise ArtaError(f"refusing to write {name!r} outside {folder}")
+    return path
 
 
 def _extension(content_type: str) -> str:

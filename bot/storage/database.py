@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sqlite3
+import stat
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -47,31 +49,38 @@ class Database:
         self._closed = False
 
     @classmethod
-    async def open(cls, path: str | Path, *, run_migrations: bool = True) -> Database:
+    async def open(
+        cls, path: str | Path, *, run_migrations: bool = True, read_only: bool = False
+    ) -> Database:
         """Open (creating if needed) the database at `path` and bring its schema up to date.
 
-        `":memory:"` gives a private in-memory database, for tests.
+        `":memory:"` gives a private in-memory database, for tests. `read_only` opens an
+        existing file as it is, for inspection: nothing is created, migrated or written,
+        and a missing file raises sqlite3.OperationalError.
         """
-        target = await asyncio.to_thread(_prepare_path, path)
+        if read_only:
+            target, uri = await asyncio.to_thread(_read_only_uri, path), True
+        else:
+            target, uri = await asyncio.to_thread(_prepare_path, path), False
         # isolation_level=None: Python's sqlite3 must not open transactions behind our
         # back; `transaction()` says BEGIN and COMMIT explicitly.
-        connection = await aiosqlite.connect(target, isolation_level=None)
+        connection = await aiosqlite.connect(target, isolation_level=None, uri=uri)
         database = cls(connection, target)
         try:
             connection.row_factory = aiosqlite.Row
-            await database._configure()
-            if run_migrations:
+            await database._configure(read_only=read_only)
+            if run_migrations and not read_only:
                 await migrate(database)
         except BaseException:
             await database.close()
             raise
         return database
 
-    async def _configure(self) -> None:
+    async def _configure(self, *, read_only: bool = False) -> None:
         conn = self._connection
         await conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         await conn.execute("PRAGMA foreign_keys = ON")
-        if self._path != MEMORY:
+        if self._path != MEMORY and not read_only:
             # WAL lets readers (a backup, /stats from a second process) run beside the
             # writer, and with synchronous=NORMAL a commit costs no fsync; a power cut can
             # lose the last commits but never corrupts the file.
@@ -184,12 +193,39 @@ class Database:
 
 
 def _prepare_path(path: str | Path) -> str:
-    """Expand `~` and create the parent directories, so a fresh DATABASE_PATH just works."""
+    """Expand `~` and create the parent directories, so a fresh DATABASE_PATH just works.
+
+    The file holds the upstream refresh tokens and every prompt: folders we create are
+    0700, and the database with its -wal and -shm files 0600 (SQLite gives the -wal and
+    -shm files the database file's mode), like the CLI's token file. Explicit modes rather
+    than a umask: the umask is the whole process's, threads included. A folder that was
+    already there (/tmp, a mounted volume) is left as it is; so are files someone else owns.
+    """
     if str(path) == MEMORY:
         return MEMORY
     file = Path(path).expanduser()
-    file.parent.mkdir(parents=True, exist_ok=True)
+    missing = [folder for folder in (file.parent, *file.parent.parents) if not folder.exists()]
+    for folder in reversed(missing):
+        folder.mkdir(mode=0o700, exist_ok=True)
+    os.close(os.open(file, os.O_CREAT | os.O_RDWR, 0o600))
+    for name in (file, Path(f"{file}-wal"), Path(f"{file}-shm")):
+        _owner_only(name)
     return str(file)
+
+
+def _read_only_uri(path: str | Path) -> str:
+    # SQLite's URI form; as_uri() percent-encodes a '?' or '#' in the path.
+    return f"{Path(path).expanduser().absolute().as_uri()}?mode=ro"
+
+
+def _owner_only(file: Path) -> None:
+    try:
+        status = file.stat()
+    except FileNotFoundError:
+        return
+    # A file made before this rule (0644), if it is ours to change.
+    if status.st_uid == os.geteuid() and stat.S_IMODE(status.st_mode) & 0o077:
+        file.chmod(0o600)
 
 
 async def _rollback(conn: aiosqlite.Connection) -> None:

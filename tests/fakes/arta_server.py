@@ -222,6 +222,8 @@ class FakeArta:
         # package and certificate get Google's 403 API_KEY_ANDROID_APP_BLOCKED. Set to None
         # only to play the key as it was before (nothing in the tests needs that today).
         self.required_app: tuple[str, str] | None = (ANDROID_PACKAGE, ANDROID_CERT)
+        # The record_id the DONE answer carries instead of the real one (a hostile service).
+        self.reported_record_id: str | None = None
 
         # Counters and what was received, for assertions.
         self.signups = 0
@@ -576,7 +578,7 @@ class FakeArta:
                 for i, url in enumerate(record.image_urls)
             ]
         return {
-            "record_id": record.record_id,
+            "record_id": (self.reported_record_id if done else None) or record.record_id,
             "status": status,
             "response": response,
             "error_code": script.error_code if failed else None,
