@@ -71,6 +71,7 @@ class BotApp:
             arta=arta,
             i18n=self.i18n,
             edit_interval=config.limits.status_edit_interval,
+            fallback_deliveries=config.limits.fallback_deliveries,
         )
         limits = config.limits
         self.runner = JobRunner(

@@ -3,6 +3,7 @@ clear message when a job fails or is cancelled."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -39,6 +40,7 @@ class TelegramJobObserver:
         i18n: I18n,
         edit_interval: float = 3.0,
         clock: Callable[[], float] = time.monotonic,
+        fallback_deliveries: int = 2,
     ) -> None:
         self._bots = bots
         self._arta = arta
@@ -46,6 +48,8 @@ class TelegramJobObserver:
         self._edit_interval = edit_interval
         self._clock = clock
         self._shown: dict[int, _Shown] = {}
+        # Albums the bot downloads and uploads itself at once (each up to 4 x 10 MB held).
+        self._fallback_slots = asyncio.Semaphore(fallback_deliveries)
 
     async def progress(self, job: JobRecord, progress: Progress) -> None:
         with self._locale(job):
@@ -65,7 +69,7 @@ class TelegramJobObserver:
         bot = self._bot(job)
         self._shown.pop(job.id, None)
         with self._locale(job):
-            first = await send_results(bot, self._arta, job)
+            first = await send_results(bot, self._arta, job, fallback_slots=self._fallback_slots)
             blurred = sum(image.blurred for image in job.results)
             ready = texts.ready(time.time() - job.created_at, blurred)
             actions = keyboards.result_actions(job.id)
