@@ -66,8 +66,11 @@ class RetryMiddleware(BaseRequestMiddleware):
         if isinstance(method, GetUpdates):
             # Long polling has its own backoff in the dispatcher.
             return await make_request(bot, method)
+        posting = _posts(method)
         for attempt in range(1, self._attempts + 1):
             try:
+                if posting:
+                    return await _finish_if_cancelled(make_request(bot, method), method)
                 return await make_request(bot, method)
             except TelegramRetryAfter as error:
                 if attempt == self._attempts or error.retry_after > self._max_retry_after:
@@ -95,10 +98,50 @@ class RetryMiddleware(BaseRequestMiddleware):
 _POSTING = ("send", "copymessage", "forwardmessage")
 
 
-def _safe_to_resend(method: TelegramMethod[TelegramType], error: TelegramNetworkError) -> bool:
+def _posts(method: TelegramMethod[TelegramType]) -> bool:
     name = method.__api_method__.lower()
-    if not name.startswith(_POSTING) or name == "sendchataction":
+    return name.startswith(_POSTING) and name != "sendchataction"
+
+
+def _safe_to_resend(method: TelegramMethod[TelegramType], error: TelegramNetworkError) -> bool:
+    if not _posts(method):
         return True
     # aiogram keeps aiohttp's error as the cause: a ClientConnectorError means no connection
     # was made, so nothing was sent. A timeout or a dropped connection is not that.
     return isinstance(error.__cause__, ClientConnectorError)
+
+
+async def _finish_if_cancelled(
+    request: Awaitable[Response[TelegramType]], method: TelegramMethod[TelegramType]
+) -> Response[TelegramType]:
+    """Run a posting request that shutdown may cancel mid-way. Cut there, nobody could tell
+    whether the album went out, and the next start would send it again; so the request in
+    flight is finished first (the session's timeout bounds it). Posted: the cancellation is
+    absorbed and the result returned, so the caller records the album as sent. Surely not
+    posted (429, 5xx, no connection): the cancellation goes on. Unknown: its error."""
+    attempt = asyncio.ensure_future(request)
+    try:
+        return await asyncio.shield(attempt)
+    except asyncio.CancelledError as error:
+        if attempt.cancelled():
+            raise
+        cancel = error
+    task = asyncio.current_task()
+    try:
+        result = await attempt
+    except TelegramNetworkError as error:
+        if _safe_to_resend(method, error):
+            raise cancel from None
+        if task is not None:
+            task.uncancel()
+        raise
+    except (TelegramRetryAfter, TelegramServerError):
+        raise cancel from None
+    except Exception:
+        if task is not None:
+            task.uncancel()
+        raise
+    if task is not None:
+        task.uncancel()
+    log.info("%s finished although shutdown began: it was in flight", type(method).__name__)
+    return result
