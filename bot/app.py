@@ -80,6 +80,7 @@ class BotApp:
             arta=arta,
             i18n=self.i18n,
             edit_interval=config.limits.status_edit_interval,
+            fallback_deliveries=config.limits.fallback_deliveries,
         )
         limits = config.limits
         self.runner = JobRunner(
@@ -256,6 +257,9 @@ class BotApp:
         if self._closed:
             return
         self._closed = True
+        # First take no new jobs: updates still being handled may save theirs (the next
+        # start runs them) but submit nothing upstream only to be cancelled a moment later.
+        self.runner.hold()
         if not await self.in_flight_updates.wait_idle(within=5):
             log.warning("stopping with updates still being handled")
         await self.runner.stop()

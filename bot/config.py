@@ -179,6 +179,9 @@ class LimitsConfig(_Section):
     max_negative_length: int = Field(default=500, ge=1)
     # Minimum seconds between two edits of one status message (Telegram's flood limits).
     status_edit_interval: float = Field(default=3.0, ge=0)
+    # Albums the bot downloads and uploads itself at once, when Telegram will not fetch the
+    # service's links; each holds up to 4 x 10 MB in memory until it is uploaded.
+    fallback_deliveries: int = Field(default=2, ge=1, le=64)
 
 
 class AccessConfig(_Section):

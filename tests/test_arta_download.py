@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
+import aiohttp
 import pytest
+from aiohttp import web
 
 from bot.arta.client import ArtaClient
+from bot.arta.download import download_image
 from bot.arta.errors import ImageDownloadError
+from bot.arta.settings import ArtaSettings
 from bot.arta.types import Done, GenerationRequest
 from tests.fakes.arta_server import SAMPLE_JPEG, SAMPLE_PNG, FakeArta, RecordScript
 
@@ -51,7 +57,7 @@ async def test_a_page_that_is_not_an_image_is_refused(
 async def test_picture_over_the_cap_is_refused_from_its_announced_size(
     arta_client: ArtaClient, fake_arta: FakeArta
 ) -> None:
-    url = fake_arta.add_image("big.jpg", b"\xff" * 50_000)
+    url = fake_arta.add_image("big.jpg", _jpeg_of(50_000))
     with pytest.raises(ImageDownloadError, match="exceeds"):
         await arta_client.download(url, max_bytes=10_000)
     picture = await arta_client.download(url, max_bytes=50_000)
@@ -80,6 +86,185 @@ async def test_empty_picture_is_refused(arta_client: ArtaClient, fake_arta: Fake
         await arta_client.download(url)
 
 
-async def test_unreachable_host_is_a_download_error(arta_client: ArtaClient) -> None:
-    with pytest.raises(ImageDownloadError, match="could not fetch"):
-        await arta_client.download("http://127.0.0.1:9/x.jpg")
+async def test_unreachable_host_is_a_download_error() -> None:
+    async with aiohttp.ClientSession() as session:
+        with pytest.raises(ImageDownloadError, match="could not fetch"):
+            await download_image(
+                session,
+                "http://127.0.0.1:9/x.jpg",
+                max_bytes=1000,
+                allowed_private={("127.0.0.1", 9)},
+            )
+
+
+def _jpeg_of(size: int) -> bytes:
+    return SAMPLE_JPEG + b"\x00" * (size - len(SAMPLE_JPEG))
+
+
+# -- what the upstream's links may point at (issue 10, item 5) ----------------------------
+
+
+class LinkServer:
+    """A web server on 127.0.0.1 that answers each path as told: a picture, a redirect."""
+
+    def __init__(self) -> None:
+        self.routes: dict[str, tuple[int, dict[str, str], bytes]] = {}
+        self.hits: list[str] = []
+        self.port = 0
+        self._runner: web.AppRunner | None = None
+
+    async def __aenter__(self) -> LinkServer:
+        app = web.Application()
+        app.router.add_get("/{name:.*}", self._answer)
+        self._runner = web.AppRunner(app)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.port = self._runner.addresses[0][1]
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._runner is not None
+        await self._runner.cleanup()
+
+    def url(self, path: str, host: str = "127.0.0.1") -> str:
+        return f"http://{host}:{self.port}/{path}"
+
+    def picture(self, path: str, data: bytes, content_type: str = "image/jpeg") -> str:
+        self.routes[path] = (200, {"Content-Type": content_type}, data)
+        return self.url(path)
+
+    def redirect(self, path: str, location: str, status: int = 302) -> str:
+        self.routes[path] = (status, {"Location": location}, b"")
+        return self.url(path)
+
+    async def _answer(self, request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        self.hits.append(name)
+        status, headers, body = self.routes.get(name, (404, {}, b"no"))
+        return web.Response(status=status, headers=headers, body=body)
+
+
+@pytest.fixture
+async def links() -> AsyncIterator[LinkServer]:
+    async with LinkServer() as server:
+        yield server
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as session:
+        yield session
+
+
+async def test_a_link_to_a_local_address_is_refused_without_connecting(
+    http: aiohttp.ClientSession, links: LinkServer
+) -> None:
+    url = links.picture("a.jpg", SAMPLE_JPEG)
+    with pytest.raises(ImageDownloadError, match="private or local"):
+        await download_image(http, url, max_bytes=100_000)
+    assert links.hits == []
+
+
+async def test_a_redirect_to_another_loopback_address_or_port_is_refused(
+    http: aiohttp.ClientSession, links: LinkServer
+) -> None:
+    # The upstream's own origin is allowed (it runs on loopback here); its links are
+    # fetched, but a hop to any other local target is not, on whatever redirect it comes.
+    allowed = {("127.0.0.1", links.port)}
+    links.picture("ok.jpg", SAMPLE_JPEG)
+    links.redirect("hop.jpg", "/ok.jpg")
+    picture = await download_image(
+        http, links.url("hop.jpg"), max_bytes=100_000, allowed_private=allowed
+    )
+    assert picture.data == SAMPLE_JPEG and picture.content_type == "image/jpeg"
+    for target in (
+        links.url("ok.jpg", host="127.0.0.2"),
+        f"http://127.0.0.1:{links.port + 1}/ok.jpg",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://[::1]/x.jpg",
+        "http://[::ffff:10.0.0.1]/x.jpg",
+    ):
+        links.hits.clear()
+        links.redirect("two.jpg", target, status=307)
+        links.redirect("one.jpg", "/two.jpg", status=301)
+        with pytest.raises(ImageDownloadError, match="private or local"):
+            await download_image(
+                http, links.url("one.jpg"), max_bytes=100_000, allowed_private=allowed
+            )
+        assert links.hits == ["one.jpg", "two.jpg"]
+
+
+async def test_a_host_name_that_resolves_to_a_private_address_is_refused(
+    http: aiohttp.ClientSession,
+) -> None:
+    async def dns(host: str, port: int) -> list[str]:
+        return {"pics.example": ["93.184.216.34", "10.1.2.3"]}[host]
+
+    with pytest.raises(ImageDownloadError, match="private or local"):
+        await download_image(http, "https://pics.example/a.jpg", max_bytes=10, resolve=dns)
+
+
+async def test_only_http_links_are_followed(
+    http: aiohttp.ClientSession, links: LinkServer
+) -> None:
+    allowed = {("127.0.0.1", links.port)}
+    for url in (
+        "file:///etc/passwd",
+        "ftp://127.0.0.1/a.jpg",
+        "data:image/png;base64,AA",
+        "gopher://127.0.0.1:70/",
+    ):
+        with pytest.raises(ImageDownloadError, match="not an http"):
+            await download_image(http, url, max_bytes=100, allowed_private=allowed)
+    links.redirect("to-file.jpg", "file:///etc/passwd")
+    with pytest.raises(ImageDownloadError, match="not an http"):
+        await download_image(
+            http, links.url("to-file.jpg"), max_bytes=100, allowed_private=allowed
+        )
+
+
+async def test_a_redirect_loop_ends_with_a_download_error(
+    http: aiohttp.ClientSession, links: LinkServer
+) -> None:
+    links.redirect("loop.jpg", "/loop.jpg")
+    with pytest.raises(ImageDownloadError, match="redirects"):
+        await download_image(
+            http, links.url("loop.jpg"), max_bytes=100, allowed_private={("127.0.0.1", links.port)}
+        )
+    assert len(links.hits) == 6  # the first request and five redirects, no more
+
+
+async def test_svg_or_html_dressed_as_a_picture_is_refused_and_real_types_are_sniffed(
+    http: aiohttp.ClientSession, links: LinkServer
+) -> None:
+    allowed = {("127.0.0.1", links.port)}
+    svg = b'<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>'
+    for path, data, declared in (
+        ("a.svg", svg, "image/svg+xml"),
+        ("b.jpg", svg, "image/jpeg"),
+        ("c.jpg", b"<html>login</html>", "image/jpeg"),
+        ("d.bmp", b"BM" + b"\x00" * 100, "image/bmp"),
+    ):
+        url = links.picture(path, data, declared)
+        with pytest.raises(ImageDownloadError, match="not a JPEG, PNG, WebP or GIF"):
+            await download_image(http, url, max_bytes=100_000, allowed_private=allowed)
+    webp = b"RIFF\x24\x00\x00\x00WEBPVP8 " + b"\x00" * 24
+    gif = b"GIF89a" + b"\x00" * 20
+    for path, data, declared, sniffed in (
+        ("e.bin", SAMPLE_PNG, "application/octet-stream", "image/png"),
+        ("f.jpg", webp, "image/jpeg", "image/webp"),
+        ("g.gif", gif, "image/gif", "image/gif"),
+    ):
+        url = links.picture(path, data, declared)
+        picture = await download_image(http, url, max_bytes=100_000, allowed_private=allowed)
+        assert picture.content_type == sniffed
+
+
+def test_the_upstreams_own_private_origin_is_allowed_and_a_public_one_allows_nothing() -> None:
+    local = ArtaSettings(api_url="http://127.0.0.1:8081/api/v1")
+    assert local.private_image_origins == {("127.0.0.1", 8081)}
+    assert ArtaSettings(api_url="http://localhost:9000/v1").private_image_origins == {
+        ("localhost", 9000)
+    }
+    assert ArtaSettings().private_image_origins == frozenset()

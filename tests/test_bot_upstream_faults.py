@@ -39,7 +39,7 @@ async def _retry_delivers(
     assert stack.arta.submits_by_prompt[prompt] == submitted + 1
     # The failure message became the new job's status, and went once the pictures came.
     assert any("Starting" in (state.text or "") for state, _ in status.edits)
-    assert status.deleted
+    await stack.wait_for(lambda: status.deleted, "the status message to go")
 
 
 async def test_a_generation_the_service_fails_ends_in_a_message_with_retry(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import tracemalloc
+
 from bot.jobs.fair_queue import FairQueue
 from bot.jobs.rate_limit import SlidingWindowLimiter
 
@@ -65,3 +67,26 @@ def test_the_rate_limit_says_how_long_to_wait_and_forgets_idle_users() -> None:
     assert limiter.retry_after("u", now=60) is None  # the first hit left the window
     assert limiter.retry_after("u", now=200) is None
     assert "u" not in limiter._hits
+
+
+def test_a_hundred_thousand_users_who_came_once_do_not_stay_in_memory() -> None:
+    # Issue 10, item 14: every user who ever started a job used to keep ~860 bytes here.
+    limiter = SlidingWindowLimiter(limit=6, window=60)
+    now = 0.0
+    tracemalloc.start()
+    try:
+        baseline = tracemalloc.get_traced_memory()[0]
+        for user in range(100_000):
+            now += 0.1  # one new user every 0.1 s: 600 of them share any one minute
+            assert limiter.retry_after(("bot", user), now) is None
+            limiter.hit(("bot", user), now)
+        held = tracemalloc.get_traced_memory()[0] - baseline
+    finally:
+        tracemalloc.stop()
+    # Only the last window or two of users remain: 1,200 at most, a few hundred KiB.
+    assert len(limiter) <= 1_200
+    assert held < 2 * 1024 * 1024, f"{held} bytes held for 100,000 users"
+    # The limit itself still holds for a recent user.
+    for _ in range(5):
+        limiter.hit(("bot", 99_999), now)
+    assert limiter.retry_after(("bot", 99_999), now) == 60

@@ -43,6 +43,9 @@ class RecordingObserver:
         self.delivered.append(job)
         self.ended[job.id].set()
 
+    async def after_delivery(self, job: JobRecord) -> None:
+        pass
+
     async def failed(self, job: JobRecord, failure: JobFailure) -> None:
         self.failures[job.id] = failure
         self.ended[job.id].set()

@@ -16,7 +16,7 @@ from bot.storage import (
     NewJob,
     StoredImage,
 )
-from bot.storage.jobs_repo import MAX_ERROR_DETAIL, percentile
+from bot.storage.jobs_repo import MAX_DRAFTS_PER_USER, MAX_ERROR_DETAIL, percentile
 
 PARAMS = JobParams(
     prompt="a lighthouse in a storm",
@@ -196,6 +196,22 @@ async def test_a_draft_waits_for_its_model_and_then_becomes_a_job(repo: JobRepos
     assert job.created_at == 50.0  # picker time is not the service's latency
     assert not await repo.mark_queued(draft.id, "Flux", now=60.0)
     assert await repo.unfinished() == [job]
+
+
+async def test_pickers_left_open_are_forgotten_after_a_day_and_beyond_ten_per_user(
+    repo: JobRepository,
+) -> None:
+    # Issue 10, item 14: a user pasting a prompt a second for a day made 86,400 rows.
+    old = await repo.create_draft(new_job(), now=0.0)
+    other_user = await repo.create_draft(new_job(user_id=43), now=0.0)
+    job = await repo.create(new_job(), now=0.0)
+    day = 24 * 3600.0
+    drafts = [await repo.create_draft(new_job(), now=day + n) for n in range(1, 1001)]
+    assert await repo.get(old.id) is None  # expired
+    kept = [d for d in drafts if await repo.get(d.id) is not None]
+    assert kept == drafts[-MAX_DRAFTS_PER_USER:]  # the newest ones, the pickers on screen
+    assert await repo.get(other_user.id) is not None  # another user's picker is theirs
+    assert (await _get(repo, job.id)).state is JobState.QUEUED  # jobs are never drafts
 
 
 async def test_a_draft_can_be_cancelled_but_a_job_is_not_a_draft(repo: JobRepository) -> None:

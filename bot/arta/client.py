@@ -322,7 +322,9 @@ class ArtaClient:
         """The picture's bytes and type; ImageDownloadError if dead, too big or not an image."""
         self.stats.downloads += 1
         cap = self.settings.download_max_bytes if max_bytes is None else max_bytes
-        return await download_image(self._http(), url, max_bytes=cap)
+        return await download_image(
+            self._http(), url, max_bytes=cap, allowed_private=self.settings.private_image_origins
+        )
 
     def _done(
         self,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from bot.arta.download import private_origins
+
 PUBLIC_API_KEY = "AIzaSyB3-71wG0fIt0shj0ee4fvx1shcjJHGrrQ"
 # The Android app's Dalvik agent, as tgpt's last ARTA client (2025-07 .. 2026-07) sent it.
 DEFAULT_USER_AGENT = "Dalvik/2.1.0 (Linux; U; Android 15;)"
@@ -68,6 +70,13 @@ class ArtaSettings:
     @property
     def text2image_url(self) -> str:
         return self.submit_url or f"{self.api_url.rstrip('/')}/text2image"
+
+    @property
+    def private_image_origins(self) -> frozenset[tuple[str, int]]:
+        """Loopback/private origins the upstream itself is configured on (a test or a
+        self-hosted set-up): its picture links may point there; no other private address."""
+        urls = [self.api_url, self.submit_url or "", self.status_url or ""]
+        return private_origins([url for url in urls if url])
 
     def status_url_for(self, record_id: str) -> str:
         template = self.status_url or f"{self.api_url.rstrip('/')}/text2image/{{record_id}}/status"

@@ -62,7 +62,12 @@ class JobObserver(Protocol):
         """A status change worth showing; may be dropped or coalesced by the observer."""
 
     async def deliver(self, job: JobRecord) -> None:
-        """Send the finished pictures; raise DeliveryError when that cannot be done."""
+        """Send the finished pictures; raise DeliveryError when that cannot be done.
+
+        Only the pictures: the runner records them as sent as soon as this returns."""
+
+    async def after_delivery(self, job: JobRecord) -> None:
+        """What follows the pictures (buttons, tidying up); best effort, may be skipped."""
 
     async def failed(self, job: JobRecord, failure: JobFailure) -> None: ...
 

@@ -14,6 +14,7 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, replace
+from typing import TypeVar
 
 from bot.arta.client import ArtaClient
 from bot.arta.errors import (
@@ -41,6 +42,7 @@ from bot.storage.records import JobRecord, JobState, NewJob, StoredImage
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
 UserKey = tuple[int, int]  # (bot id, user id): limits are per user of each bot
@@ -53,8 +55,9 @@ class RunnerLimits:
     per_user_per_minute: int = 6
     # How often waiting jobs are told their new place in the queue.
     position_refresh_interval: float = 3.0
-    # On shutdown, jobs already sending pictures get this long to finish, so a restart
-    # does not send the same album twice.
+    # On shutdown, jobs already sending pictures get this long to finish. One cut later is
+    # still safe: a delivery is cut only where the album surely did not go out (a flood wait,
+    # a download), and an album that went out is recorded before anything else.
     shutdown_grace: float = 5.0
 
 
@@ -106,6 +109,9 @@ class JobRunner:
         self._positions_task: asyncio.Task[None] | None = None
         self._shown_positions: dict[int, int] = {}
         self._stopping = False
+        # Set when shutdown stops waiting for deliveries: what is left after an album is
+        # skipped (buttons, telling the chat), since it could wait out a 120 s flood limit.
+        self._cut = False
 
     # -- public API -----------------------------------------------------------------
 
@@ -184,14 +190,28 @@ class JobRunner:
         await asyncio.wait({task})
         return True
 
+    def hold(self) -> None:
+        """Start no more jobs (the first step of shutdown). New ones are still saved as
+        queued, and the next start runs them; nothing is submitted upstream only to be
+        cancelled a moment later."""
+        self._stopping = True
+
     async def stop(self) -> None:
         """Stop every task; unfinished jobs stay in the database for the next start."""
-        self._stopping = True
+        self.hold()
         if self._positions_task is not None:
             self._positions_task.cancel()
         delivering = [self._tasks[j] for j in self._delivering if j in self._tasks]
         if delivering:
-            await asyncio.wait(delivering, timeout=self._limits.shutdown_grace)
+            grace = asyncio.ensure_future(self._sleep(self._limits.shutdown_grace))
+            pending = set(delivering)
+            while pending and not grace.done():
+                _, pending = await asyncio.wait(
+                    {*pending, grace}, return_when=asyncio.FIRST_COMPLETED
+                )
+                pending.discard(grace)
+            grace.cancel()
+        self._cut = True
         tasks = list(self._tasks.values())
         for task in tasks:
             task.cancel()
@@ -350,19 +370,23 @@ class JobRunner:
     async def _deliver(self, job: JobRecord) -> None:
         self._delivering.add(job.id)
         await self._observer.deliver(job)
+        # The album is out: record it before anything else can be cut short, so a restart
+        # never sends it again (at most once per album, README).
         now = self._clock()
-        await self._jobs.mark_done(job.id, now=now)
+        await _complete_even_if_cancelled(self._jobs.mark_done(job.id, now=now))
         since = job.generated_at if job.generated_at is not None else now
         self._log(
             job, "done", deliver_s=f"{now - since:.2f}", total_s=f"{now - job.created_at:.1f}"
         )
+        if not self._cut:
+            await self._notify_call(self._observer.after_delivery(job), job)
 
     async def _finish_failed(self, job: JobRecord, failure: JobFailure) -> None:
-        changed = await self._jobs.mark_failed(
-            job.id, failure.kind.value, failure.detail, now=self._clock()
+        changed = await _complete_even_if_cancelled(
+            self._jobs.mark_failed(job.id, failure.kind.value, failure.detail, now=self._clock())
         )
         self._log(job, "failed", kind=failure.kind.value, detail=failure.detail)
-        if changed:
+        if changed and not self._cut:
             await self._notify_call(self._observer.failed(job, failure), job)
 
     async def _finish_cancelled(self, job: JobRecord) -> None:
@@ -394,6 +418,17 @@ class JobRunner:
             extra,
             extra={"job_id": job.id, "job_event": event, "bot_id": job.bot_id, **fields},
         )
+
+
+async def _complete_even_if_cancelled(write: Awaitable[T]) -> T:
+    """Finish a short database write even when the task is cancelled meanwhile (then
+    re-raise): cut half-way, a sent album would stay 'delivering' and go out again."""
+    task = asyncio.ensure_future(write)
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        await task
+        raise
 
 
 def _request_from(job: JobRecord) -> GenerationRequest:

@@ -28,6 +28,11 @@ ACTIVE_STATES: tuple[JobState, ...] = (JobState.QUEUED, JobState.SUBMITTED, JobS
 # Upstream failures can carry a whole HTML error page; a few hundred characters say enough
 # and keep the table small.
 MAX_ERROR_DETAIL = 1000
+# A picker nobody pressed for a day is forgotten, and one user keeps at most this many open:
+# a draft is a row per /imagine (about one a second from a user who pastes prompts), and
+# without a bound the table grew by that for as long as the bot ran.
+DRAFT_TTL = 24 * 3600.0
+MAX_DRAFTS_PER_USER = 10
 
 
 def _sql_states(states: Iterable[JobState]) -> str:
@@ -56,9 +61,34 @@ class JobRepository:
         """Save a request that waits for its model in the picker (state DRAFT).
 
         Drafts are not resumed, not counted as active and not in /stats until
-        `mark_queued` turns them into jobs.
+        `mark_queued` turns them into jobs. The user's expired drafts, and those beyond
+        MAX_DRAFTS_PER_USER, go first.
         """
+        await self.expire_drafts(
+            new.bot_id, new.user_id, now=now, ttl=DRAFT_TTL, keep=MAX_DRAFTS_PER_USER - 1
+        )
         return await self._insert(new, JobState.DRAFT, now)
+
+    async def expire_drafts(
+        self, bot_id: int, user_id: int, *, now: float, ttl: float, keep: int
+    ) -> int:
+        """Delete the user's drafts older than `ttl` and all but their newest `keep`;
+        return how many went. A button of a deleted draft answers as expired."""
+        async with self._db.transaction() as conn:
+            cursor = await conn.execute(
+                f"""
+                DELETE FROM jobs
+                WHERE bot_id = ? AND user_id = ? AND state IN {_DRAFT}
+                  AND (created_at < ? OR id NOT IN (
+                      SELECT id FROM jobs
+                      WHERE bot_id = ? AND user_id = ? AND state IN {_DRAFT}
+                      ORDER BY created_at DESC, id DESC LIMIT ?))
+                """,
+                (bot_id, user_id, now - ttl, bot_id, user_id, keep),
+            )
+            deleted = cursor.rowcount
+            await cursor.close()
+        return deleted
 
     async def _insert(self, new: NewJob, state: JobState, now: float) -> JobRecord:
         params = new.params

@@ -4,6 +4,7 @@ service blurred them, uploaded as bytes when Telegram refuses the service's URLs
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Sequence
 
 from aiogram import Bot
@@ -31,8 +32,14 @@ def reply_to_request(job: JobRecord) -> ReplyParameters | None:
     return origin_of_job(job).reply()
 
 
-async def send_results(bot: Bot, arta: ArtaClient, job: JobRecord) -> Message:
-    """Send the job's pictures; return the first message. Raise DeliveryError."""
+async def send_results(
+    bot: Bot, arta: ArtaClient, job: JobRecord, *, fallback_slots: asyncio.Semaphore | None = None
+) -> Message:
+    """Send the job's pictures; return the first message. Raise DeliveryError.
+
+    `fallback_slots` bounds the albums downloaded and uploaded by the bot itself at once:
+    each holds up to 4 x 10 MB from the first download until Telegram has the upload.
+    """
     if not job.results:
         raise DeliveryError(FailureKind.FAILED, "the service returned no pictures")
     caption = texts.caption(
@@ -47,8 +54,9 @@ async def send_results(bot: Bot, arta: ArtaClient, job: JobRecord) -> Message:
                 # (or any file over 5 MB); our own download and upload still works.
                 pass
         # Documents cannot be sent by URL at all (only GIF, PDF and ZIP can).
-        files = await _download_all(arta, job.results)
-        return await _send(bot, job, files, caption)
+        async with fallback_slots or contextlib.nullcontext():
+            files = await _download_all(arta, job.results)
+            return await _send(bot, job, files, caption)
     except TelegramForbiddenError as error:
         raise DeliveryError(FailureKind.BLOCKED, error.message) from None
     except TelegramBadRequest as error:

@@ -3,6 +3,7 @@ clear message when a job fails or is cancelled."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -39,6 +40,7 @@ class TelegramJobObserver:
         i18n: I18n,
         edit_interval: float = 3.0,
         clock: Callable[[], float] = time.monotonic,
+        fallback_deliveries: int = 2,
     ) -> None:
         self._bots = bots
         self._arta = arta
@@ -46,6 +48,11 @@ class TelegramJobObserver:
         self._edit_interval = edit_interval
         self._clock = clock
         self._shown: dict[int, _Shown] = {}
+        # Albums the bot downloads and uploads itself at once (each up to 4 x 10 MB held).
+        self._fallback_slots = asyncio.Semaphore(fallback_deliveries)
+        # Job id -> its album's first message, from the album until the buttons under it;
+        # an entry lives only while its job is in this process.
+        self._first_messages: dict[int, int] = {}
 
     async def progress(self, job: JobRecord, progress: Progress) -> None:
         with self._locale(job):
@@ -65,7 +72,13 @@ class TelegramJobObserver:
         bot = self._bot(job)
         self._shown.pop(job.id, None)
         with self._locale(job):
-            first = await send_results(bot, self._arta, job)
+            first = await send_results(bot, self._arta, job, fallback_slots=self._fallback_slots)
+        self._first_messages[job.id] = first.message_id
+
+    async def after_delivery(self, job: JobRecord) -> None:
+        bot = self._bot(job)
+        first = self._first_messages.pop(job.id, None)
+        with self._locale(job):
             blurred = sum(image.blurred for image in job.results)
             ready = texts.ready(time.time() - job.created_at, blurred)
             actions = keyboards.result_actions(job.id)
@@ -75,8 +88,10 @@ class TelegramJobObserver:
                 ready,
                 reply_markup=actions,
                 reply_parameters=ReplyParameters(
-                    message_id=first.message_id, allow_sending_without_reply=True
-                ),
+                    message_id=first, allow_sending_without_reply=True
+                )
+                if first is not None
+                else None,
                 message_thread_id=job.thread_id,
             )
         except TelegramAPIError:
@@ -88,6 +103,7 @@ class TelegramJobObserver:
 
     async def failed(self, job: JobRecord, failure: JobFailure) -> None:
         self._shown.pop(job.id, None)
+        self._first_messages.pop(job.id, None)
         if failure.kind is FailureKind.BLOCKED:
             return  # nobody to tell
         with self._locale(job):

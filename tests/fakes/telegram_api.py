@@ -348,6 +348,9 @@ class Fault:
     retry_after: int | None
     drop_connection: bool
     remaining: int
+    # Do the call, then close the connection without answering: the client cannot tell a
+    # posted message from a lost one (as after a read timeout).
+    lose_answer: bool = False
 
 
 class FakeBot:
@@ -606,6 +609,15 @@ class FakeTelegram:
             Fault(method.lower(), bot.id if bot else None, 0, "", None, True, count)
         )
 
+    def lose_answer_next(
+        self, method: str = "*", count: int = 1, bot: FakeBot | None = None
+    ) -> None:
+        """The next `count` calls of `method` take effect (a message is posted), but their
+        connection closes before the answer: what a client sees after a read timeout."""
+        self._faults.append(
+            Fault(method.lower(), bot.id if bot else None, 0, "", None, False, count, True)
+        )
+
     def limit_rate(self, messages: int = 1, per_seconds: float = 1.0) -> None:
         """Opt in to flood control: more than `messages` sends or edits in one chat within
         `per_seconds` (by `clock`) answer 429 with retry_after, as Telegram does to bots
@@ -827,13 +839,18 @@ class FakeTelegram:
                 if request.transport is not None:
                     request.transport.abort()
                 raise ConnectionResetError
-            if fault is not None:
+            if fault is not None and not fault.lose_answer:
                 raise ApiError(fault.error_code, fault.description, fault.retry_after)
             self._check_rate(bot, method, params)
             handler = self._methods.get(method.lower())
             if handler is None:
                 raise ApiError(404, "Not Found")
             result = await handler(bot, params, files, call)
+            if fault is not None:
+                call.ok, call.result, call.description = True, result, "answer lost"
+                if request.transport is not None:
+                    request.transport.abort()
+                raise ConnectionResetError
         except asyncio.CancelledError:
             # The client went away (a long poll cut short by shutdown, or a client timeout).
             call.ok, call.description = False, "cancelled: the client disconnected"
