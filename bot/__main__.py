@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.command == "check":
         return _check(config, tokens)
-    setup_logging(config.log.level, config.log.format, secrets=tokens)
+    setup_logging(config.log.level, config.log.format, secrets=config.secrets())
     # Imported only now: aiogram takes a second or more to import, and a config error
     # should be reported at once.
     from bot.app import StartupError

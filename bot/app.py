@@ -21,9 +21,15 @@ from aiohttp import web
 
 from bot.arta.client import ArtaClient
 from bot.config import Config, ConfigError
+from bot.jobs.provider import ImageProvider
+from bot.jobs.results import ResultPictures
+from bot.jobs.routing import ProviderSet
 from bot.jobs.runner import JobRunner, RunnerLimits
+from bot.providers.arta import ArtaProvider
+from bot.providers.openai import OpenAIProvider, OpenAISettings
 from bot.storage.database import Database
 from bot.storage.jobs_repo import JobRepository
+from bot.storage.pictures_repo import PictureRepository
 from bot.storage.settings_repo import UserSettingsRepository
 from bot.storage.tokens import SqliteTokenStore
 from bot.telegram.commands import register_commands
@@ -58,6 +64,7 @@ class BotApp:
         arta: ArtaClient,
         bots: list[Bot],
         clock: Callable[[], float] = time.time,
+        provider_clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.config = config
         self.db = db
@@ -65,18 +72,21 @@ class BotApp:
         self.bots = bots
         self.i18n = make_i18n()
         self.jobs = JobRepository(db)
+        self.pictures = PictureRepository(db)
         self.settings = UserSettingsRepository(db)
+        self.providers = build_providers(config, arta, clock=provider_clock)
         self.observer = TelegramJobObserver(
             bots={bot.id: bot for bot in bots},
-            arta=arta,
+            pictures=ResultPictures(self.providers, self.pictures),
             i18n=self.i18n,
             edit_interval=config.limits.status_edit_interval,
         )
         limits = config.limits
         self.runner = JobRunner(
-            arta=arta,
+            providers=self.providers,
             jobs=self.jobs,
             observer=self.observer,
+            pictures=self.pictures,
             limits=RunnerLimits(
                 max_in_flight=limits.max_in_flight,
                 per_user_active=limits.per_user_active,
@@ -101,12 +111,14 @@ class BotApp:
         *,
         arta: Callable[[Config, Database], ArtaClient] | None = None,
         bot_api_sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        provider_clock: Callable[[], float] = time.monotonic,
     ) -> BotApp:
         """Open the store and the clients, and check every token with Telegram.
 
         `arta` builds the ARTA client from the config and the open store instead of the
         default one (the benchmark injects a baseline client this way). `bot_api_sleep` is
         how Bot API retries wait out a 429 or a backoff (tests pass one that only records).
+        `provider_clock` times the providers' circuit breakers.
         """
         tokens = config.require_tokens()
         bots = [make_bot(token, config, sleep=bot_api_sleep) for token in tokens]
@@ -129,7 +141,7 @@ class BotApp:
             if arta is not None
             else ArtaClient(config.arta.to_settings(), token_store=SqliteTokenStore(db))
         )
-        return cls(config=config, db=db, arta=client, bots=bots)
+        return cls(config=config, db=db, arta=client, bots=bots, provider_clock=provider_clock)
 
     async def run(self, *, handle_signals: bool = True) -> None:
         """Serve in the configured mode until stopped; unfinished jobs stay saved."""
@@ -227,6 +239,7 @@ class BotApp:
     async def start_services(self) -> None:
         for bot in self.bots:
             await register_commands(bot, self.i18n)
+        await load_catalogues(self.providers)
         report = await self.runner.start([bot.id for bot in self.bots])
         log.info(
             "resumed %d waiting, %d generating, %d delivering jobs",
@@ -249,6 +262,9 @@ class BotApp:
             log.warning("stopping with updates still being handled")
         await self.runner.stop()
         await self.arta.close()
+        for provider in self.providers:
+            if provider.name != ArtaProvider.name:
+                await provider.close()
         await _close_bots(self.bots)
         await self.db.close()
         log.info("stopped")
@@ -261,6 +277,7 @@ class BotApp:
             settings_repository=self.settings,
             starter=self.starter,
             arta=self.arta,
+            providers=self.providers,
             debounce=PressDebounce(),
         )
         dp.update.outer_middleware(self.in_flight_updates)
@@ -279,6 +296,62 @@ class BotApp:
         dp.errors.outer_middleware(UserLocaleMiddleware(self.i18n))
         dp.include_routers(*all_routers())
         return dp
+
+
+def build_providers(
+    config: Config, arta: ArtaClient, *, clock: Callable[[], float] = time.monotonic
+) -> ProviderSet:
+    """The configured providers in failover order; ARTA alone without a providers section."""
+    section = config.providers
+    built: list[ImageProvider] = []
+    for name in section.enabled():
+        if name == ArtaProvider.name:
+            built.append(ArtaProvider(arta))
+        elif name == OpenAIProvider.name:
+            openai = section.openai
+            built.append(
+                OpenAIProvider(
+                    OpenAISettings(
+                        base_url=openai.url,
+                        api_key=openai.api_key.get_secret_value(),
+                        models=openai.models,
+                        connect_timeout=openai.connect_timeout,
+                        request_timeout=openai.request_timeout,
+                    )
+                )
+            )
+    if not built:
+        raise ConfigError("providers.order", "no configured provider is listed")
+    return ProviderSet(
+        built,
+        failover=section.failover,
+        breaker_threshold=section.breaker_threshold,
+        breaker_cooldown=section.breaker_cooldown,
+        clock=clock,
+    )
+
+
+async def load_catalogues(providers: ProviderSet) -> None:
+    """Ask services without a configured model list for theirs; a failure leaves that
+    provider without models (out of the picker and of failover) and says so once."""
+    for provider in providers:
+        if isinstance(provider, OpenAIProvider):
+            try:
+                models = await provider.load_models()
+            except Exception as error:
+                log.warning(
+                    "provider %s: cannot list models at %s (%s); set providers.openai.models",
+                    provider.name,
+                    provider.base_url,
+                    error,
+                )
+                continue
+            if not models:
+                log.warning(
+                    "provider %s: %s lists no image models", provider.name, provider.base_url
+                )
+            else:
+                log.info("provider %s: models %s", provider.name, ", ".join(models))
 
 
 async def _check_bots(bots: list[Bot]) -> None:

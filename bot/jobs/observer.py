@@ -17,6 +17,7 @@ class Stage(StrEnum):
 
 class FailureKind(StrEnum):
     INVALID = "invalid"  # the service rejected the parameters
+    REFUSED = "refused"  # the service's safety system refused the prompt
     AUTH = "auth"
     UNAVAILABLE = "unavailable"
     FAILED = "failed"  # the service accepted and then failed the job
@@ -28,7 +29,7 @@ class FailureKind(StrEnum):
 
     @property
     def retryable(self) -> bool:
-        return self not in {FailureKind.INVALID, FailureKind.BLOCKED}
+        return self not in {FailureKind.INVALID, FailureKind.REFUSED, FailureKind.BLOCKED}
 
 
 @dataclass(frozen=True, slots=True)

@@ -123,15 +123,26 @@ class JobRepository:
             from_states=_DRAFT,
         )
 
-    async def mark_submitted(self, job_id: int, record_id: str, *, now: float) -> bool:
+    async def mark_submitted(
+        self,
+        job_id: int,
+        record_id: str | None,
+        *,
+        now: float,
+        provider: str | None = None,
+        provider_model: str | None = None,
+        failover_from: str | None = None,
+    ) -> bool:
         """QUEUED → SUBMITTED with the upstream record id; False if the job had moved on.
 
-        After this, a restart resumes polling by record id instead of submitting again.
+        After this, a restart resumes polling by record id instead of submitting again. A
+        None record id marks a synchronous request in flight: a restart repeats it.
         """
         return await self._update(
             job_id,
-            "state = ?, record_id = ?, submitted_at = ?",
-            (JobState.SUBMITTED.value, record_id, now),
+            "state = ?, record_id = ?, submitted_at = ?, provider = ?, provider_model = ?,"
+            " failover_from = ?",
+            (JobState.SUBMITTED.value, record_id, now, provider, provider_model, failover_from),
             from_states=_QUEUED,
         )
 
@@ -352,6 +363,9 @@ def _job_from_row(row: sqlite3.Row) -> JobRecord:
         polls=row["polls"],
         error_kind=row["error_kind"],
         error_detail=row["error_detail"],
+        provider=row["provider"],
+        provider_model=row["provider_model"],
+        failover_from=row["failover_from"],
     )
 
 

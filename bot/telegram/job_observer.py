@@ -14,8 +14,8 @@ from aiogram.exceptions import TelegramAPIError, TelegramBadRequest
 from aiogram.types import InlineKeyboardMarkup, ReplyParameters
 from aiogram.utils.i18n import I18n
 
-from bot.arta.client import ArtaClient
 from bot.jobs.observer import FailureKind, JobFailure, Progress
+from bot.jobs.results import ResultPictures
 from bot.storage.records import JobRecord
 from bot.telegram import keyboards, texts
 from bot.telegram.delivery import reply_to_request, send_results
@@ -35,13 +35,13 @@ class TelegramJobObserver:
         self,
         *,
         bots: Mapping[int, Bot],
-        arta: ArtaClient,
+        pictures: ResultPictures,
         i18n: I18n,
         edit_interval: float = 3.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._bots = bots
-        self._arta = arta
+        self._pictures = pictures
         self._i18n = i18n
         self._edit_interval = edit_interval
         self._clock = clock
@@ -65,7 +65,7 @@ class TelegramJobObserver:
         bot = self._bot(job)
         self._shown.pop(job.id, None)
         with self._locale(job):
-            first = await send_results(bot, self._arta, job)
+            first = await send_results(bot, self._pictures, job)
             blurred = sum(image.blurred for image in job.results)
             ready = texts.ready(time.time() - job.created_at, blurred)
             actions = keyboards.result_actions(job.id)

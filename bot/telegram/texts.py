@@ -150,11 +150,25 @@ def too_late_to_cancel() -> str:
     return _("Too late to cancel: the pictures are on their way.")
 
 
-def caption(prompt: str, model: str, aspect_ratio: str, seed: int | None) -> str:
-    """Prompt and settings, escaped, with the prompt cut so the whole fits 1024 characters."""
+def caption(
+    prompt: str,
+    model: str,
+    aspect_ratio: str,
+    seed: int | None,
+    *,
+    drawn_by: str | None = None,
+    instead_of: str | None = None,
+) -> str:
+    """Prompt and settings, escaped, with the prompt cut so the whole fits 1024 characters.
+
+    `drawn_by` and `instead_of` name the services when failover moved the job."""
     meta = f"{model} · {aspect_ratio}"
     if seed is not None:
         meta += " · " + _("seed {seed}").format(seed=seed)
+    if drawn_by is not None and instead_of is not None:
+        meta += "\n" + _("Drawn by {service}: {other} is not available right now").format(
+            service=drawn_by, other=instead_of
+        )
     room = CAPTION_LIMIT - _utf16_len(meta) - 2  # two newlines
     return f"{escape(_shorten_utf16(prompt, room))}\n\n<i>{escape(meta)}</i>"
 
@@ -191,6 +205,7 @@ def repeat_button(number: int) -> str:
 def failed(kind: FailureKind, detail: str | None) -> str:
     messages = {
         FailureKind.INVALID: _("The service did not accept these settings"),
+        FailureKind.REFUSED: _("The service's safety rules refused this prompt"),
         FailureKind.AUTH: _("The service refused to let me in right now"),
         FailureKind.UNAVAILABLE: _("The picture service is not answering right now"),
         FailureKind.FAILED: _("The service could not draw this one"),
