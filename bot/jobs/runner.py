@@ -304,6 +304,11 @@ class JobRunner:
             await self._finish_cancelled(job)
         except DeliveryError as error:
             await self._finish_failed(job, JobFailure(error.kind, error.detail))
+        except _AtProvider as wrapped:
+            failure = _failure_from(wrapped.error, wrapped.provider)
+            if failure.kind is FailureKind.INTERNAL:
+                log.error("job %s crashed", job.id, exc_info=wrapped.error)
+            await self._finish_failed(job, failure)
         except Exception as error:
             failure = _failure_from(error, provider)
             if failure.kind is FailureKind.INTERNAL:
@@ -331,6 +336,9 @@ class JobRunner:
                 self._providers.breaker(route.provider.name).failure(refused=down.refused)
                 self._log(job, "provider_down", provider=route.provider.name, detail=down.detail)
                 last = down
+            except Exception as error:
+                # The job reached this provider: its failure is told in this provider's terms.
+                raise _AtProvider(route.provider, error) from error
         assert last is not None
         raise last
 
@@ -523,6 +531,13 @@ class JobRunner:
             extra,
             extra={"job_id": job.id, "job_event": event, "bot_id": job.bot_id, **fields},
         )
+
+
+class _AtProvider(Exception):
+    def __init__(self, provider: ImageProvider, error: Exception) -> None:
+        super().__init__(str(error))
+        self.provider = provider
+        self.error = error
 
 
 class _EndedWithoutResult(Exception):
