@@ -42,6 +42,7 @@ from bot.telegram.middlewares import (
     InFlightUpdates,
     UserSettingsMiddleware,
 )
+from bot.telegram.model_menu import ModelMenu
 from bot.telegram.retry import RetryMiddleware
 from bot.telegram.routers import all_routers
 from bot.telegram.session import BotApiSession
@@ -95,8 +96,13 @@ class BotApp:
             ),
             clock=clock,
         )
+        self.model_menu = ModelMenu.of(self.providers)
         self.starter = JobStarter(
-            runner=self.runner, jobs=self.jobs, observer=self.observer, clock=clock
+            runner=self.runner,
+            jobs=self.jobs,
+            observer=self.observer,
+            clock=clock,
+            menu=self.model_menu,
         )
         self.in_flight_updates = InFlightUpdates()
         self.dispatcher = self._build_dispatcher()
@@ -278,6 +284,7 @@ class BotApp:
             starter=self.starter,
             arta=self.arta,
             providers=self.providers,
+            model_menu=self.model_menu,
             debounce=PressDebounce(),
         )
         dp.update.outer_middleware(self.in_flight_updates)

@@ -4,6 +4,7 @@ real HTTP. When ARTA is down users still get pictures; when it is back it draws 
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -13,8 +14,9 @@ from typing import Any
 from bot.jobs.breaker import BreakerState
 from bot.storage.records import JobRecord, JobState
 from bot.telegram import texts
+from bot.telegram.callbacks import PickerAction, PickerCb
 from bot.telegram.i18n import locale_scope
-from tests.bot_steps import wait_jobs
+from tests.bot_steps import press, press_data, wait_buttons, wait_jobs, wait_picker
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.telegram_api import FakeChat, FakeUser
 from tests.harness import Stack, running_bot
@@ -149,3 +151,54 @@ async def test_a_content_refusal_is_told_in_the_users_language(tmp_path: Path) -
         (job,) = await wait_jobs(stack, user, finished=1)
         assert (job.error_kind, job.provider) == ("refused", "openai")
         assert openai.prompts() == ["something forbidden"]
+
+
+async def test_a_model_of_the_second_service_can_be_named_and_picked(tmp_path: Path) -> None:
+    async with two_services(tmp_path) as (stack, openai, _):
+        user = stack.user()
+        chat = stack.tg.private_chat(user)
+        stack.tg.send_text(stack.bot, chat, user, "/imagine a heron --model openai:gpt-image-1")
+        album = await stack.wait_album(chat)
+        assert openai.prompts() == ["a heron"] and stack.arta.submits == 0
+        assert "openai:gpt-image-1" in (album[0].caption or "")
+        assert all(m.file is not None for m in album)  # base64 pictures went up as files
+        (job,) = await wait_jobs(stack, user, finished=1)
+        assert (job.provider, job.failover_from) == ("openai", None)
+        assert await stack.app.pictures.get(job.id, 1) is None  # gone once delivered
+
+        # /models lists the second service's models on a page of their own, at the end.
+        menu = stack.app.model_menu
+        assert menu.pages[-1] == ("openai:gpt-image-1",)
+        stack.tg.send_text(stack.bot, chat, user, "/models")
+        chooser = await wait_picker(stack, chat)
+        last = PickerCb(
+            action=PickerAction.PAGE, job_id=0, page=len(menu.pages) - 1, owner=user.id
+        )
+        press_data(stack, chat, user, chooser, last.pack())
+        await wait_buttons(stack, chooser, "openai:gpt-image-1")
+        press(stack, chat, user, chooser, "openai:gpt-image-1")
+        await stack.wait_for(lambda: "gpt-image-1" in (chooser.text or ""), "default confirmed")
+
+        stack.tg.send_text(stack.bot, chat, user, "/imagine a second heron -n 1")
+        # The picker opens on the default's page, the last one.
+        picker = await stack.wait_text(chat, "a second heron")
+        with locale_scope(stack.app.i18n, "en"):
+            go = texts.use_default_button("openai:gpt-image-1")
+        press(stack, chat, user, picker, go)
+        await stack.wait_for(lambda: len(openai.prompts()) == 2, "the second heron drawn")
+        assert stack.arta.submits == 0
+
+
+async def test_an_unknown_model_of_the_second_service_is_answered_with_its_models(
+    tmp_path: Path,
+) -> None:
+    async with two_services(tmp_path) as (stack, openai, _):
+        user = stack.user()
+        chat = stack.tg.private_chat(user)
+        stack.tg.send_text(stack.bot, chat, user, "/imagine a heron --model openai:dall-e-9")
+        with locale_scope(stack.app.i18n, "en"):
+            told = texts.unknown_model("openai:dall-e-9", ("openai:gpt-image-1",))
+        # The fake Bot API stores the text as the user sees it, without the HTML tags.
+        shown = await stack.wait_text(chat, "openai:dall-e-9")
+        assert shown.text == re.sub(r"<[^>]+>", "", told)
+        assert openai.requests == []
