@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 
 @asynccontextmanager
 async def two_services(
-    tmp_path: Path, **providers: Any
+    tmp_path: Path, admins: list[int] | None = None, **providers: Any
 ) -> AsyncIterator[tuple[Stack, FakeOpenAI, ManualClock]]:
     clock = ManualClock()
     async with FakeOpenAI() as openai:
@@ -46,6 +46,7 @@ async def two_services(
             provider_clock=clock,
             providers=section,
             limits={"status_edit_interval": 0, "per_user_per_minute": 100},
+            access={"admin_ids": admins or []},
         ) as stack:
             yield stack, openai, clock
 
@@ -202,3 +203,39 @@ async def test_an_unknown_model_of_the_second_service_is_answered_with_its_model
         shown = await stack.wait_text(chat, "openai:dall-e-9")
         assert shown.text == re.sub(r"<[^>]+>", "", told)
         assert openai.requests == []
+
+
+async def test_stats_show_each_service_with_its_jobs_failures_and_circuit(
+    tmp_path: Path,
+) -> None:
+    async with two_services(tmp_path, admins=[1001]) as (stack, _, _):
+        user = stack.user(1001)  # also an admin
+        chat = stack.tg.private_chat(user)
+        stack.arta.fail_signups(3)  # three jobs fail over and ARTA's breaker opens
+        for n in range(1, 4):
+            await draw(stack, chat, user, f"a moth {n}", n)
+        stack.tg.send_text(
+            stack.bot, chat, user, "/imagine forbidden fruit --model openai:gpt-image-1"
+        )
+        await wait_jobs(stack, user, finished=4)
+
+        stack.tg.send_text(stack.bot, chat, user, "/stats")
+        shown = await stack.wait_text(chat, "ARTA:")
+        by_name = {
+            s.provider: s
+            for s in await stack.app.jobs.stats_by_provider(since=0, now=time.time() + 1)
+        }
+        openai_share = by_name["openai"]
+        assert (openai_share.jobs, openai_share.failed) == (4, 1)
+        with locale_scope(stack.app.i18n, "en"):
+            arta_line = texts.stats_provider(
+                service="ARTA", jobs=0, failed=0, median=None, circuit="open"
+            )
+            openai_line = texts.stats_provider(
+                service="OpenAI-compatible",
+                jobs=4,
+                failed=1,
+                median=openai_share.median_seconds,
+                circuit="closed",
+            )
+        assert arta_line in (shown.text or "") and openai_line in (shown.text or "")

@@ -120,3 +120,13 @@ class JobStats:
     median_seconds: float | None
     p95_seconds: float | None
     errors_by_kind: tuple[tuple[str, int], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderStats:
+    """One service's share of the jobs created in a window (/stats)."""
+
+    provider: str
+    jobs: int
+    failed: int
+    median_seconds: float | None

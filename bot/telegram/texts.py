@@ -402,5 +402,20 @@ def stats(
     )
 
 
+def stats_provider(
+    *, service: str, jobs: int, failed: int, median: float | None, circuit: str
+) -> str:
+    """One line of /stats per service; `circuit` is closed, open or half-open."""
+    state = {
+        "closed": _("working"),
+        "open": _("switched off after failures"),
+        "half-open": _("being probed"),
+    }.get(circuit, circuit)
+    time = "—" if median is None else _("{seconds} s").format(seconds=f"{median:.1f}")
+    return _("{service}: {jobs} jobs, {failed} failed, median {median}; {state}").format(
+        service=escape(service), jobs=jobs, failed=failed, median=time, state=state
+    )
+
+
 def admins_only() -> str:
     return _("This command is for the bot's admins.")
