@@ -191,3 +191,13 @@ def test_either_sdk_variable_switches_the_provider_on_and_the_key_stays_secret()
     local = load_config(None, {"OPENAI_BASE_URL": "http://localai:8080/v1"})
     assert local.providers.enabled() == ("arta", "openai")
     assert load_config(None, {}).providers.enabled() == ("arta",)
+
+
+async def test_a_picture_url_is_fetched_without_the_api_key(fake: FakeOpenAI) -> None:
+    service = provider(fake)
+    await service.generate(ask(images=1), account="1")
+    fetched = await service.download(fake.add_file("probe.png", SAMPLE_PNG))
+    await service.close()
+    assert fetched.data == SAMPLE_PNG
+    assert fake.auth_headers == [f"Bearer {fake.api_key}"]  # the API call had it
+    assert fake.file_auth_headers == [""]  # the picture download did not

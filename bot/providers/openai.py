@@ -242,7 +242,9 @@ class OpenAIProvider:
     async def _send(self, method: str, path: str, body: dict[str, Any] | None) -> Any:
         url = f"{self.base_url}{path}"
         try:
-            async with self._http().request(method, url, json=body) as response:
+            # The key goes with API calls only, never with a picture URL on another host.
+            headers = {"Authorization": f"Bearer {self._settings.api_key}"}
+            async with self._http().request(method, url, json=body, headers=headers) as response:
                 raw = await _read_capped(response)
                 status, retry_after = response.status, response.headers.get("retry-after")
         except aiohttp.ClientConnectorError as error:
@@ -298,9 +300,6 @@ class OpenAIProvider:
                 timeout=aiohttp.ClientTimeout(
                     total=settings.request_timeout, sock_connect=settings.connect_timeout
                 ),
-                headers={"Authorization": f"Bearer {settings.api_key}"}
-                if settings.api_key
-                else {},
             )
         return self._session
 

@@ -68,6 +68,8 @@ class FakeOpenAI:
         self.requests: list[dict[str, Any]] = []
         self.generations: Counter[str] = Counter()  # prompt -> pictures drawn
         self.auth_headers: list[str] = []
+        # Authorization headers that came with picture downloads (there should be none).
+        self.file_auth_headers: list[str] = []
         self._faults: deque[Fault] = deque()
         self._held: dict[str, asyncio.Event] = {}
         self._ids = itertools.count(1)
@@ -196,7 +198,12 @@ class FakeOpenAI:
             )
         return web.json_response(answer)
 
+    def add_file(self, name: str, data: bytes) -> str:
+        self._files[name] = data
+        return f"http://{self.host}:{self.port}/files/{name}"
+
     async def _file(self, request: web.Request) -> web.Response:
+        self.file_auth_headers.append(request.headers.get("Authorization", ""))
         data = self._files.get(request.match_info["name"])
         if data is None:
             return web.Response(status=404)
