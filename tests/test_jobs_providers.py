@@ -43,7 +43,9 @@ class Rig:
             jobs=self.jobs,
             observer=self.observer,
             pictures=self.pictures,
-            limits=RunnerLimits(position_refresh_interval=0.01, per_user_per_minute=100),
+            limits=RunnerLimits(
+                position_refresh_interval=0.01, per_user_per_minute=100, shutdown_grace=0.05
+            ),
         )
 
     async def run(self, runner: JobRunner, new: NewJob) -> int:
@@ -212,3 +214,50 @@ async def test_a_restart_repeats_a_synchronous_request_and_resumes_a_resumable_o
     assert rig.first.followed == ["arta-1", "arta-1"]
     assert rig.second.prompts() == ["synchronous", "synchronous"]  # the request is repeated
     await again.stop()
+
+
+async def test_a_restart_while_sending_stored_pictures_sends_them_and_then_forgets_them(
+    rig: Rig,
+) -> None:
+    runner = rig.runner()
+    rig.observer.gate = asyncio.Event()
+    accepted = await runner.accept(job_for("a kite", model="openai:Base"))
+    await rig.observer.delivery_started.wait()
+    await runner.stop()  # the process stops while the album is being sent
+    await rig.pictures.put(999, [(PNG, "image/png")])  # left behind by an older crash
+
+    rig.observer.gate.set()
+    again = rig.runner()
+    report = await again.start()
+    assert report.delivering == 1
+    await rig.settled(again, accepted.job.id)
+    delivered = rig.observer.delivered[-1]
+    assert delivered.id == accepted.job.id and delivered.results[0].url == "blob:1"
+    assert len(rig.second.requests) == 1  # sent again from the store, not drawn again
+    assert await rig.pictures.get(accepted.job.id, 1) is None
+    assert await rig.pictures.get(999, 1) is None  # orphans are swept at start
+    await again.stop()
+
+
+def test_arta_refusals_and_outages_are_told_apart() -> None:
+    from bot.arta.client import ArtaClient
+    from bot.arta.errors import (
+        AuthenticationError,
+        GenerationFailedError,
+        ServiceUnavailableError,
+        UnknownModelError,
+    )
+    from bot.providers.arta import ArtaProvider, is_style
+
+    arta = ArtaProvider(ArtaClient())
+    refused = arta.failure(AuthenticationError("API_KEY_ANDROID_APP_BLOCKED"))
+    assert refused is not None and refused.refused and refused.kind is FailureKind.AUTH
+    down = arta.failure(ServiceUnavailableError("503"))
+    assert down is not None and down.unhealthy and not down.refused
+    failed = arta.failure(GenerationFailedError("FAILED"))
+    assert failed is not None and not failed.unhealthy  # the job failed, not the service
+    invalid = arta.failure(UnknownModelError("nope", ()))
+    assert invalid is not None and invalid.kind is FailureKind.INVALID
+    assert arta.failure(ValueError("not ours")) is None
+    assert is_style("Watercolor") and is_style("Low Poly")
+    assert not is_style("Flux") and not is_style("Juggernaut-xl")
