@@ -23,10 +23,16 @@ from aiohttp import web
 
 from bot.arta.client import ArtaClient
 from bot.config import Config, ConfigError
+from bot.jobs.provider import ImageProvider
+from bot.jobs.results import ResultPictures
+from bot.jobs.routing import ProviderSet
 from bot.jobs.runner import JobRunner, RunnerLimits
 from bot.logging_setup import RememberingTokenStore
+from bot.providers.arta import ArtaProvider
+from bot.providers.openai import OpenAIProvider, OpenAISettings
 from bot.storage.database import MEMORY, Database
 from bot.storage.jobs_repo import JobRepository
+from bot.storage.pictures_repo import PictureRepository
 from bot.storage.settings_repo import UserSettingsRepository
 from bot.storage.tokens import SqliteTokenStore
 from bot.telegram.commands import register_commands
@@ -39,6 +45,7 @@ from bot.telegram.middlewares import (
     InFlightUpdates,
     UserSettingsMiddleware,
 )
+from bot.telegram.model_menu import ModelMenu
 from bot.telegram.retry import RetryMiddleware
 from bot.telegram.routers import all_routers
 from bot.telegram.session import BotApiSession
@@ -67,6 +74,7 @@ class BotApp:
         arta: ArtaClient,
         bots: list[Bot],
         clock: Callable[[], float] = time.time,
+        provider_clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.config = config
         self.db = db
@@ -74,19 +82,22 @@ class BotApp:
         self.bots = bots
         self.i18n = make_i18n()
         self.jobs = JobRepository(db)
+        self.pictures = PictureRepository(db)
         self.settings = UserSettingsRepository(db)
+        self.providers = build_providers(config, arta, clock=provider_clock)
         self.observer = TelegramJobObserver(
             bots={bot.id: bot for bot in bots},
-            arta=arta,
+            pictures=ResultPictures(self.providers, self.pictures),
             i18n=self.i18n,
             edit_interval=config.limits.status_edit_interval,
             fallback_deliveries=config.limits.fallback_deliveries,
         )
         limits = config.limits
         self.runner = JobRunner(
-            arta=arta,
+            providers=self.providers,
             jobs=self.jobs,
             observer=self.observer,
+            pictures=self.pictures,
             limits=RunnerLimits(
                 max_in_flight=limits.max_in_flight,
                 per_user_active=limits.per_user_active,
@@ -95,8 +106,13 @@ class BotApp:
             ),
             clock=clock,
         )
+        self.model_menu = ModelMenu.of(self.providers)
         self.starter = JobStarter(
-            runner=self.runner, jobs=self.jobs, observer=self.observer, clock=clock
+            runner=self.runner,
+            jobs=self.jobs,
+            observer=self.observer,
+            clock=clock,
+            menu=self.model_menu,
         )
         self.in_flight_updates = InFlightUpdates()
         self.dispatcher = self._build_dispatcher()
@@ -111,12 +127,14 @@ class BotApp:
         *,
         arta: Callable[[Config, Database], ArtaClient] | None = None,
         bot_api_sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        provider_clock: Callable[[], float] = time.monotonic,
     ) -> BotApp:
         """Open the store and the clients, and check every token with Telegram.
 
         `arta` builds the ARTA client from the config and the open store instead of the
         default one (the benchmark injects a baseline client this way). `bot_api_sleep` is
         how Bot API retries wait out a 429 or a backoff (tests pass one that only records).
+        `provider_clock` times the providers' circuit breakers.
         """
         tokens = config.require_tokens()
         bots = [make_bot(token, config, sleep=bot_api_sleep) for token in tokens]
@@ -142,7 +160,7 @@ class BotApp:
                 token_store=RememberingTokenStore(SqliteTokenStore(db)),
             )
         )
-        return cls(config=config, db=db, arta=client, bots=bots)
+        return cls(config=config, db=db, arta=client, bots=bots, provider_clock=provider_clock)
 
     async def run(self, *, handle_signals: bool = True) -> None:
         """Serve in the configured mode until stopped; unfinished jobs stay saved."""
@@ -239,6 +257,7 @@ class BotApp:
     async def start_services(self) -> None:
         for bot in self.bots:
             await register_commands(bot, self.i18n)
+        await load_catalogues(self.providers)
         report = await self.runner.start([bot.id for bot in self.bots])
         log.info(
             "resumed %d waiting, %d generating, %d delivering jobs",
@@ -264,6 +283,9 @@ class BotApp:
             log.warning("stopping with updates still being handled")
         await self.runner.stop()
         await self.arta.close()
+        for provider in self.providers:
+            if provider.name != ArtaProvider.name:
+                await provider.close()
         await _close_bots(self.bots)
         await self.db.close()
         log.info("stopped")
@@ -276,6 +298,8 @@ class BotApp:
             settings_repository=self.settings,
             starter=self.starter,
             arta=self.arta,
+            providers=self.providers,
+            model_menu=self.model_menu,
             debounce=PressDebounce(),
         )
         dp.update.outer_middleware(self.in_flight_updates)
@@ -320,6 +344,62 @@ async def _database_problem(db: Database) -> str | None:
         if usage.free < _MIN_FREE_DISK_BYTES:
             return f"full: {usage.free} bytes free on disk"
     return None
+
+
+def build_providers(
+    config: Config, arta: ArtaClient, *, clock: Callable[[], float] = time.monotonic
+) -> ProviderSet:
+    """The configured providers in failover order; ARTA alone without a providers section."""
+    section = config.providers
+    built: list[ImageProvider] = []
+    for name in section.enabled():
+        if name == ArtaProvider.name:
+            built.append(ArtaProvider(arta))
+        elif name == OpenAIProvider.name:
+            openai = section.openai
+            built.append(
+                OpenAIProvider(
+                    OpenAISettings(
+                        base_url=openai.url,
+                        api_key=openai.api_key.get_secret_value(),
+                        models=openai.models,
+                        connect_timeout=openai.connect_timeout,
+                        request_timeout=openai.request_timeout,
+                    )
+                )
+            )
+    if not built:
+        raise ConfigError("providers.order", "no configured provider is listed")
+    return ProviderSet(
+        built,
+        failover=section.failover,
+        breaker_threshold=section.breaker_threshold,
+        breaker_cooldown=section.breaker_cooldown,
+        clock=clock,
+    )
+
+
+async def load_catalogues(providers: ProviderSet) -> None:
+    """Ask services without a configured model list for theirs; a failure leaves that
+    provider without models (out of the picker and of failover) and says so once."""
+    for provider in providers:
+        if isinstance(provider, OpenAIProvider):
+            try:
+                models = await provider.load_models()
+            except Exception as error:
+                log.warning(
+                    "provider %s: cannot list models at %s (%s); set providers.openai.models",
+                    provider.name,
+                    provider.base_url,
+                    error,
+                )
+                continue
+            if not models:
+                log.warning(
+                    "provider %s: %s lists no image models", provider.name, provider.base_url
+                )
+            else:
+                log.info("provider %s: models %s", provider.name, ", ".join(models))
 
 
 async def _check_bots(bots: list[Bot]) -> None:

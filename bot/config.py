@@ -155,6 +155,73 @@ class ArtaConfig(_Section):
         )
 
 
+class OpenAIProviderConfig(_Section):
+    """An OpenAI-compatible images API (OpenAI, Azure-style gateways, LocalAI...)."""
+
+    # With its /v1, as the official SDK takes it. Empty with a key set: OpenAI itself.
+    base_url: str = ""
+    api_key: SecretStr = SecretStr("")
+    # Image models to offer, first is the default; empty: ask GET {base_url}/models.
+    models: tuple[str, ...] = ()
+    connect_timeout: float = Field(default=10.0, gt=0)
+    # gpt-image-1 at high quality takes a minute or more for one picture.
+    request_timeout: float = Field(default=180.0, gt=0)
+
+    @field_validator("models", mode="before")
+    @classmethod
+    def _split_models(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @property
+    def enabled(self) -> bool:
+        # Either of the SDK's two variables switches the provider on.
+        return bool(self.base_url or self.api_key.get_secret_value())
+
+    @property
+    def url(self) -> str:
+        return (self.base_url or "https://api.openai.com/v1").rstrip("/")
+
+
+PROVIDER_NAMES = ("arta", "openai")
+
+
+class ProvidersConfig(_Section):
+    # Who draws a job whose own service is down; default: ARTA, then the others configured.
+    order: tuple[str, ...] = ()
+    failover: bool = True
+    # Failures in a row (5xx, timeouts, nothing listening) that open a provider's breaker;
+    # a refusal (sign-up refused, key rejected) opens it at once.
+    breaker_threshold: int = Field(default=3, ge=1)
+    # Seconds an open breaker waits before one job is let through as a probe.
+    breaker_cooldown: float = Field(default=60.0, ge=0)
+    openai: OpenAIProviderConfig = OpenAIProviderConfig()
+
+    @field_validator("order", mode="before")
+    @classmethod
+    def _split_order(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("order")
+    @classmethod
+    def _check_order(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for name in value:
+            if name not in PROVIDER_NAMES:
+                raise ValueError(f"unknown provider {name!r}; known: {', '.join(PROVIDER_NAMES)}")
+        if len(set(value)) != len(value):
+            raise ValueError("a provider is listed twice")
+        return value
+
+    def enabled(self) -> tuple[str, ...]:
+        """The providers to build, in failover order."""
+        configured = {"arta": True, "openai": self.openai.enabled}
+        order = self.order or PROVIDER_NAMES
+        return tuple(name for name in order if configured[name])
+
+
 class DatabaseConfig(_Section):
     path: str = "data/bot.db"
 
@@ -211,6 +278,7 @@ class Config(_Section):
     limits: LimitsConfig = LimitsConfig()
     access: AccessConfig = AccessConfig()
     log: LogConfig = LogConfig()
+    providers: ProvidersConfig = ProvidersConfig()
 
     def secrets(self) -> tuple[str, ...]:
         """Every secret setting's value, for log redaction: each SecretStr field anywhere in
@@ -250,6 +318,9 @@ ENVIRONMENT_KEYS: Mapping[str, str] = {
     "ARTA_PROXY": "arta.proxy",
     "ARTA_HEADERS": "arta.headers",
     "DATABASE_PATH": "database.path",
+    # The official OpenAI SDK's own variables.
+    "OPENAI_BASE_URL": "providers.openai.base_url",
+    "OPENAI_API_KEY": "providers.openai.api_key",
     "LOG_LEVEL": "log.level",
     "LOG_FORMAT": "log.format",
 }

@@ -8,6 +8,7 @@ async with running_bot(tmp_path) as stack:
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -112,6 +113,7 @@ async def running_bot(
     tokens: tuple[str, ...] = (TOKEN,),
     script: RecordScript | None = None,
     bot_api_sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    provider_clock: Callable[[], float] = time.monotonic,
     **sections: Any,
 ) -> AsyncIterator[Stack]:
     async with FakeTelegram() as tg, FakeArta(default_script=script) as arta:
@@ -120,7 +122,9 @@ async def running_bot(
             for n, token in enumerate(tokens, start=1)
         ]
         config = make_config(tg, arta, tmp_path / "bot.db", tokens, **sections)
-        app = await BotApp.create(config, bot_api_sleep=bot_api_sleep)
+        app = await BotApp.create(
+            config, bot_api_sleep=bot_api_sleep, provider_clock=provider_clock
+        )
         stack = Stack(tg=tg, arta=arta, app=app, bots=bots, config=config)
         task = asyncio.create_task(app.run(handle_signals=False))
         ready = "setWebhook" if config.mode == "webhook" else "getUpdates"

@@ -23,7 +23,7 @@ from bot.arta.settings import PUBLIC_API_KEY, ArtaSettings
 from bot.arta.types import Done, GenerationRequest
 from bot.config import ConfigError, load_config
 from bot.jobs.observer import FailureKind
-from bot.jobs.runner import _failure_from
+from bot.providers.arta import ArtaProvider
 from bot.storage.records import JobState
 from bot.telegram import texts
 from bot.telegram.i18n import make_i18n
@@ -184,7 +184,8 @@ async def test_a_refused_sign_up_is_a_typed_refusal_naming_the_reason_and_the_fi
     lines = [r.getMessage() for r in caplog.records if "sign-up refused" in r.getMessage()]
     assert len(lines) == 1 and "API_KEY_ANDROID_APP_BLOCKED" in lines[0]
     assert "arta.headers" in lines[0]
-    assert _failure_from(refusal).kind is FailureKind.REFUSED
+    failure = ArtaProvider(ArtaClient()).failure(refusal)
+    assert failure is not None and failure.kind is FailureKind.REFUSED and failure.refused
 
 
 async def test_a_403_page_that_is_not_googles_json_is_a_refusal_too(

@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from bot.arta.catalogue import MODELS
-from bot.telegram.keyboards import MODELS_PER_PAGE, PAGES
+from bot.telegram.keyboards import ARTA_MENU
+from bot.telegram.model_menu import MODELS_PER_PAGE
 from tests.bot_steps import answer_of, failed_calls, press, wait_buttons, wait_picker
 from tests.fakes.arta_server import RecordScript
 from tests.harness import running_bot
@@ -57,7 +58,7 @@ async def test_paging_the_picker_edits_the_same_message(tmp_path: Path) -> None:
 
 async def test_every_page_together_lists_the_whole_catalogue(tmp_path: Path) -> None:
     # A user paging straight to the last page stays within the flood guard's burst (8).
-    assert PAGES <= 8
+    assert len(ARTA_MENU.pages) <= 8
     async with running_bot(tmp_path) as stack:
         user = stack.user(LONG_USER_ID)
         chat = stack.tg.private_chat(user)

@@ -7,22 +7,24 @@ import asyncio
 
 from aiogram import Bot
 
-from bot.arta.download import DownloadedImage
+from bot.jobs.provider import Fetched
+from bot.jobs.results import ResultPictures
+from bot.jobs.routing import ProviderSet
 from bot.storage.records import JobParams, JobRecord, JobState, StoredImage
 from bot.telegram.delivery import send_results
 from tests.fakes.arta_server import SAMPLE_JPEG
 from tests.fakes.telegram_api import FakeTelegram
+from tests.provider_double import MemoryProvider
 
 
-class CountingDownloads:
-    """Stands in for the provider's download: counts pictures held in memory at once."""
+class CountingDownloads(MemoryProvider):
+    """A provider whose download counts pictures held in memory at once."""
 
-    def __init__(self) -> None:
-        self.active = 0
-        self.peak = 0
-        self.calls = 0
+    active: int = 0
+    peak: int = 0
+    calls: int = 0
 
-    async def download(self, url: str) -> DownloadedImage:
+    async def download(self, url: str) -> Fetched:
         self.calls += 1
         self.active += 1
         self.peak = max(self.peak, self.active)
@@ -30,7 +32,7 @@ class CountingDownloads:
         for _ in range(20):
             await asyncio.sleep(0)
         self.active -= 1
-        return DownloadedImage(SAMPLE_JPEG, "image/jpeg", url)
+        return Fetched(SAMPLE_JPEG, "image/jpeg")
 
 
 def _job(job_id: int, chat_id: int, bot_id: int) -> JobRecord:
@@ -57,12 +59,13 @@ async def test_twenty_albums_at_once_download_only_two_albums_at_a_time(
     fake_bot = fake_telegram.add_bot("123:delivery", "delivery_bot")
     users = [fake_telegram.user(1000 + n) for n in range(20)]
     chats = [fake_telegram.private_chat(user, started_with=[fake_bot]) for user in users]
-    downloads = CountingDownloads()
+    downloads = CountingDownloads("arta")
+    pictures = ResultPictures(ProviderSet([downloads]))
     slots = asyncio.Semaphore(2)
     async with Bot("123:delivery", session=fake_telegram.session()) as bot:
         jobs = [_job(n, chat.id, fake_bot.id) for n, chat in enumerate(chats, start=1)]
         await asyncio.gather(
-            *(send_results(bot, downloads, job, fallback_slots=slots) for job in jobs)  # type: ignore[arg-type]
+            *(send_results(bot, pictures, job, fallback_slots=slots) for job in jobs)
         )
     assert downloads.calls == 80
     # Two albums of four pictures: at most eight pictures (8 x 10 MB) held at once, not 80.

@@ -12,7 +12,9 @@ import pytest
 
 from bot.arta.client import ArtaClient
 from bot.jobs.observer import DeliveryError, FailureKind, JobFailure, Progress, Stage
+from bot.jobs.routing import ProviderSet
 from bot.jobs.runner import JobRunner, RateLimited, RunnerLimits
+from bot.providers.arta import ArtaProvider
 from bot.storage import Database
 from bot.storage.jobs_repo import JobRepository
 from bot.storage.records import JobParams, JobRecord, JobState, NewJob
@@ -67,7 +69,7 @@ class Rig:
 
     def runner(self, clock: Callable[[], float] = time.time, **limits: float) -> JobRunner:
         return JobRunner(
-            arta=self.client,
+            providers=ProviderSet([ArtaProvider(self.client)]),
             jobs=self.jobs,
             observer=self.observer,
             clock=clock,

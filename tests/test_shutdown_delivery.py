@@ -15,7 +15,10 @@ from aiogram.methods import SendMediaGroup
 from aiogram.types import InputMediaPhoto
 
 from bot.arta.client import ArtaClient
+from bot.jobs.results import ResultPictures
+from bot.jobs.routing import ProviderSet
 from bot.jobs.runner import JobRunner, RunnerLimits
+from bot.providers.arta import ArtaProvider
 from bot.storage import Database
 from bot.storage.jobs_repo import JobRepository
 from bot.storage.records import JobParams, JobState, NewJob
@@ -56,11 +59,15 @@ class World:
     flood: FloodWaits
 
     def runner(self) -> JobRunner:
+        providers = ProviderSet([ArtaProvider(self.client)])
         observer = TelegramJobObserver(
-            bots={self.bot.id: self.bot}, arta=self.client, i18n=make_i18n(), edit_interval=0
+            bots={self.bot.id: self.bot},
+            pictures=ResultPictures(providers),
+            i18n=make_i18n(),
+            edit_interval=0,
         )
         return JobRunner(
-            arta=self.client,
+            providers=providers,
             jobs=self.jobs,
             observer=observer,
             limits=RunnerLimits(position_refresh_interval=0.01),

@@ -9,6 +9,9 @@ from aiogram.methods import EditMessageText
 
 from bot.arta.client import ArtaClient
 from bot.jobs.observer import Progress, Stage
+from bot.jobs.results import ResultPictures
+from bot.jobs.routing import ProviderSet
+from bot.providers.arta import ArtaProvider
 from bot.storage.records import JobParams, JobRecord, JobState
 from bot.telegram.i18n import make_i18n
 from bot.telegram.job_observer import TelegramJobObserver
@@ -58,7 +61,7 @@ def _job() -> JobRecord:
 def _observer(bot: RecordingBot, clock: Clock) -> TelegramJobObserver:
     return TelegramJobObserver(
         bots={bot.id: bot},  # type: ignore[dict-item]
-        arta=ArtaClient(),
+        pictures=ResultPictures(ProviderSet([ArtaProvider(ArtaClient())])),
         i18n=make_i18n(),
         edit_interval=3.0,
         clock=clock,

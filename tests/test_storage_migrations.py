@@ -22,7 +22,12 @@ async def _names(db: Database, kind: str) -> set[str]:
 
 
 async def test_an_empty_database_gets_every_table_and_index(storage_db: Database) -> None:
-    assert await _names(storage_db, "table") == {"jobs", "user_settings", "arta_tokens"}
+    assert await _names(storage_db, "table") == {
+        "jobs",
+        "user_settings",
+        "arta_tokens",
+        "job_pictures",
+    }
     assert await _names(storage_db, "index") == {
         "jobs_unfinished",
         "jobs_by_user",

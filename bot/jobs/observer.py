@@ -17,6 +17,7 @@ class Stage(StrEnum):
 
 class FailureKind(StrEnum):
     INVALID = "invalid"  # the service rejected the parameters
+    CONTENT = "content"  # the service's safety system refused the prompt
     AUTH = "auth"
     # The service refused this bot as such (its sign-up, e.g. an app-only key): no passing
     # fault; only the operator's config (or the service) can change it.
@@ -31,7 +32,7 @@ class FailureKind(StrEnum):
 
     @property
     def retryable(self) -> bool:
-        return self not in {FailureKind.INVALID, FailureKind.BLOCKED}
+        return self not in {FailureKind.INVALID, FailureKind.CONTENT, FailureKind.BLOCKED}
 
 
 @dataclass(frozen=True, slots=True)

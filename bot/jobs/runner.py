@@ -2,8 +2,12 @@
 unfinished work after a restart and hands results to an observer for delivery.
 
 Lifecycle of one job (each arrow is written to the database before the next step):
-    queued -> submitted(record_id) -> delivering(results) -> done
+    queued -> submitted(provider, record_id) -> delivering(results) -> done
 and from anywhere before done: failed(kind) or cancelled.
+
+A job is sent to one provider only (see bot/jobs/routing.py): once submitted it is
+followed to its end there. A synchronous provider's job is `submitted` without a record id
+while its request runs; a restart repeats that request (there is nothing to resume).
 """
 
 from __future__ import annotations
@@ -16,17 +20,6 @@ from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, replace
 from typing import TypeVar
 
-from bot.arta.client import ArtaClient
-from bot.arta.errors import (
-    ArtaError,
-    AuthenticationError,
-    GenerationFailedError,
-    GenerationTimeoutError,
-    ImageDownloadError,
-    InvalidRequestError,
-    SignUpRefusedError,
-)
-from bot.arta.types import Done, GenerationRequest, InProgress, Queued
 from bot.jobs.fair_queue import FairQueue
 from bot.jobs.observer import (
     DeliveryError,
@@ -36,15 +29,24 @@ from bot.jobs.observer import (
     Progress,
     Stage,
 )
+from bot.jobs.provider import (
+    Finished,
+    ImageProvider,
+    ProviderDown,
+    ProviderRequest,
+    Waiting,
+)
 from bot.jobs.rate_limit import SlidingWindowLimiter
+from bot.jobs.routing import ProviderSet, Route
 from bot.storage.jobs_repo import JobRepository
+from bot.storage.pictures_repo import PictureRepository, blob_url
 from bot.storage.records import JobRecord, JobState, NewJob, StoredImage
 
 log = logging.getLogger(__name__)
 
-T = TypeVar("T")
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
+T = TypeVar("T")
 UserKey = tuple[int, int]  # (bot id, user id): limits are per user of each bot
 
 
@@ -85,14 +87,16 @@ class JobRunner:
     def __init__(
         self,
         *,
-        arta: ArtaClient,
+        providers: ProviderSet,
         jobs: JobRepository,
         observer: JobObserver,
+        pictures: PictureRepository | None = None,
         limits: RunnerLimits | None = None,
         clock: Clock = time.time,
         sleep: Sleep = asyncio.sleep,
     ) -> None:
-        self._arta = arta
+        self._providers = providers
+        self._pictures = pictures
         self._jobs = jobs
         self._observer = observer
         self._limits = limits or RunnerLimits()
@@ -158,6 +162,8 @@ class JobRunner:
     async def start(self, bot_ids: Collection[int] | None = None) -> ResumeReport:
         """Pick up what a previous process left unfinished."""
         report = {JobState.QUEUED: 0, JobState.SUBMITTED: 0, JobState.DELIVERING: 0}
+        if self._pictures is not None:
+            await self._pictures.delete_orphans()
         for job in await self._jobs.unfinished(bot_ids):
             report[job.state] += 1
             self._log(job, "resumed", state=job.state.value)
@@ -294,11 +300,17 @@ class JobRunner:
     # -- one job ----------------------------------------------------------------------
 
     async def _run(self, job: JobRecord) -> None:
+        provider: ImageProvider | None = self._providers.get(job.provider)
+        started_delivering = job.state is JobState.DELIVERING
         try:
             if job.state is JobState.QUEUED:
-                job = await self._submit(job)
+                job, provider = await self._submit(job)
+            elif job.state is JobState.SUBMITTED and not job.resumable:
+                job = await self._generate(job, self._provider_of(job))
             if job.state is JobState.SUBMITTED:
-                job = await self._poll(job)
+                provider = self._provider_of(job)
+                job = await self._poll(job, provider)
+            if not started_delivering:
                 # Sending pictures costs the service nothing: free the slot for the next job.
                 self._upstream -= 1
                 self._delivering.add(job.id)
@@ -308,64 +320,180 @@ class JobRunner:
             if job.id not in self._cancel_requested:
                 raise  # shutdown: the job stays as saved and resumes on the next start
             await self._finish_cancelled(job)
-        except ArtaError as error:
-            await self._finish_failed(job, _failure_from(error))
         except DeliveryError as error:
             await self._finish_failed(job, JobFailure(error.kind, error.detail))
+        except _AtProvider as wrapped:
+            failure = _failure_from(wrapped.error, wrapped.provider)
+            if failure.kind is FailureKind.INTERNAL:
+                log.error("job %s crashed", job.id, exc_info=wrapped.error)
+            await self._finish_failed(job, failure)
         except Exception as error:
-            log.exception("job %s crashed", job.id)
-            await self._finish_failed(job, JobFailure(FailureKind.INTERNAL, type(error).__name__))
+            failure = _failure_from(error, provider)
+            if failure.kind is FailureKind.INTERNAL:
+                log.exception("job %s crashed", job.id)
+            await self._finish_failed(job, failure)
 
-    async def _submit(self, job: JobRecord) -> JobRecord:
-        request = _request_from(job)
-        record_id = await self._arta.submit(request, account=str(job.bot_id))
+    def _provider_of(self, job: JobRecord) -> ImageProvider:
+        provider = self._providers.get(job.provider)
+        if provider is None:
+            # Saved by a process configured with a service this one does not have.
+            raise ProviderDown(f"provider {job.provider!r} is not configured any more")
+        return provider
+
+    async def _submit(self, job: JobRecord) -> tuple[JobRecord, ImageProvider]:
+        """Send the job to the first provider that takes it; failover only moves a job
+        that no service has seen yet."""
+        routes = self._providers.routes(job.params.model, job.params.prompt)
+        if not routes:
+            raise ProviderDown("every configured service is unavailable")
+        last: ProviderDown | None = None
+        for route in routes:
+            try:
+                return await self._submit_to(job, route), route.provider
+            except ProviderDown as down:
+                self._providers.breaker(route.provider.name).failure(refused=down.refused)
+                self._log(job, "provider_down", provider=route.provider.name, detail=down.detail)
+                last = down
+            except Exception as error:
+                # The job reached this provider: its failure is told in this provider's terms.
+                raise _AtProvider(route.provider, error) from error
+        assert last is not None
+        raise last
+
+    async def _submit_to(self, job: JobRecord, route: Route) -> JobRecord:
+        provider = route.provider
+        request = _request_from(job, route)
         now = self._clock()
-        await self._jobs.mark_submitted(job.id, record_id, now=now)
+        job = replace(
+            job,
+            provider=provider.name,
+            provider_model=route.model,
+            failover_from=route.failover_from,
+        )
+        if not provider.resumable:
+            await self._jobs.mark_submitted(
+                job.id,
+                None,
+                now=now,
+                provider=provider.name,
+                provider_model=route.model,
+                failover_from=route.failover_from,
+            )
+            job = replace(job, state=JobState.SUBMITTED, submitted_at=now)
+            self._log(job, "submitted", provider=provider.name, failover_from=route.failover_from)
+            return await self._generate(job, provider, request)
+        record_id = await self._guarded(
+            provider, provider.submit(request, account=str(job.bot_id))
+        )
+        now = self._clock()
+        await self._jobs.mark_submitted(
+            job.id,
+            record_id,
+            now=now,
+            provider=provider.name,
+            provider_model=route.model,
+            failover_from=route.failover_from,
+        )
         job = replace(job, state=JobState.SUBMITTED, record_id=record_id, submitted_at=now)
-        self._log(job, "submitted", record=record_id)
+        self._log(
+            job,
+            "submitted",
+            record=record_id,
+            provider=provider.name,
+            failover_from=route.failover_from,
+        )
         await self._notify(job, Progress(Stage.QUEUED))
         return job
 
-    async def _poll(self, job: JobRecord) -> JobRecord:
+    async def _generate(
+        self, job: JobRecord, provider: ImageProvider, request: ProviderRequest | None = None
+    ) -> JobRecord:
+        """A synchronous provider: one request that answers with the pictures."""
+        if request is None:
+            self._log(job, "repeating", provider=provider.name)
+            request = _request_from(job, None)
+        await self._notify(job, Progress(Stage.GENERATING))
+        finished = await self._guarded(
+            provider, provider.generate(request, account=str(job.bot_id))
+        )
+        return await self._finished(job, finished)
+
+    async def _poll(self, job: JobRecord, provider: ImageProvider) -> JobRecord:
         assert job.record_id is not None
-        events = self._arta.resume(
+        events = provider.follow(
             job.record_id,
             account=str(job.bot_id),
-            deadline=self._remaining_deadline(job),
-            model=job.params.model,
+            deadline=self._remaining_deadline(job, provider),
+            model=job.provider_model or job.params.model,
             submitted_at=job.submitted_at,
         )
-        async for event in events:
-            if isinstance(event, Done):
-                results = tuple(StoredImage(i.url, i.blurred, i.mime) for i in event.images)
-                now = self._clock()
-                await self._jobs.mark_delivering(
-                    job.id, results, event.seed, now=now, polls=event.polls
-                )
-                job = replace(
-                    job,
-                    state=JobState.DELIVERING,
-                    results=results,
-                    result_seed=event.seed,
-                    generated_at=now,
-                    polls=event.polls,
-                )
-                self._log(job, "generated", polls=event.polls, images=len(results))
-                return job
-            stage = Stage.GENERATING if isinstance(event, InProgress) else Stage.QUEUED
-            elapsed = self._clock() - (job.submitted_at or job.created_at)
-            assert isinstance(event, Queued | InProgress)
-            await self._notify(job, Progress(stage, elapsed=elapsed))
-        raise GenerationFailedError("ENDED", "polling ended without a result")
+        breaker = self._providers.breaker(provider.name)
+        try:
+            async for event in events:
+                if isinstance(event, Finished):
+                    breaker.success()
+                    return await self._finished(job, event)
+                stage = Stage.QUEUED if isinstance(event, Waiting) else Stage.GENERATING
+                elapsed = self._clock() - (job.submitted_at or job.created_at)
+                await self._notify(job, Progress(stage, elapsed=elapsed))
+        except Exception as error:
+            failure = provider.failure(error)
+            if failure is not None and failure.unhealthy:
+                breaker.failure(refused=failure.refused)
+            raise
+        raise _EndedWithoutResult()
 
-    def _remaining_deadline(self, job: JobRecord) -> float | None:
+    async def _guarded(self, provider: ImageProvider, call: Awaitable[T]) -> T:
+        """Run a provider call, telling its breaker how the service did."""
+        breaker = self._providers.breaker(provider.name)
+        try:
+            result = await call
+        except ProviderDown:
+            raise  # the caller counts it and may fail over
+        except Exception as error:
+            failure = provider.failure(error)
+            if failure is not None and failure.unhealthy:
+                breaker.failure(refused=failure.refused)
+            raise
+        breaker.success()
+        return result
+
+    async def _finished(self, job: JobRecord, event: Finished) -> JobRecord:
+        results: list[StoredImage] = []
+        blobs: list[tuple[bytes, str]] = []
+        for picture in event.pictures:
+            if picture.data is not None:
+                blobs.append((picture.data, picture.mime))
+                results.append(StoredImage(blob_url(len(blobs)), picture.blurred, picture.mime))
+            elif picture.url is not None:
+                results.append(StoredImage(picture.url, picture.blurred, picture.mime))
+        if blobs:
+            if self._pictures is None:
+                raise RuntimeError("a provider answered with bytes but no picture store is set")
+            await self._pictures.put(job.id, blobs)
+        now = self._clock()
+        await self._jobs.mark_delivering(
+            job.id, tuple(results), event.seed, now=now, polls=event.polls
+        )
+        job = replace(
+            job,
+            state=JobState.DELIVERING,
+            results=tuple(results),
+            result_seed=event.seed,
+            generated_at=now,
+            polls=event.polls,
+        )
+        self._log(job, "generated", polls=event.polls, images=len(results))
+        return job
+
+    def _remaining_deadline(self, job: JobRecord, provider: ImageProvider) -> float | None:
         """A job resumed after a restart keeps what was left of its deadline rather than
         a fresh one, but gets a couple of looks: it may well be done by now."""
         if job.submitted_at is None:
             return None
-        settings = self._arta.settings
+        limits = provider.limits
         spent = self._clock() - job.submitted_at
-        return max(settings.poll_deadline - spent, 2 * settings.poll_max_interval)
+        return max(limits.deadline - spent, 2 * limits.max_poll_interval)
 
     async def _deliver(self, job: JobRecord) -> None:
         self._delivering.add(job.id)
@@ -374,6 +502,7 @@ class JobRunner:
         # never sends it again (at most once per album, README).
         now = self._clock()
         await _complete_even_if_cancelled(self._jobs.mark_done(job.id, now=now))
+        await self._forget_pictures(job)
         since = job.generated_at if job.generated_at is not None else now
         self._log(
             job, "done", deliver_s=f"{now - since:.2f}", total_s=f"{now - job.created_at:.1f}"
@@ -381,16 +510,22 @@ class JobRunner:
         if not self._cut:
             await self._notify_call(self._observer.after_delivery(job), job)
 
+    async def _forget_pictures(self, job: JobRecord) -> None:
+        if self._pictures is not None:
+            await self._pictures.delete(job.id)
+
     async def _finish_failed(self, job: JobRecord, failure: JobFailure) -> None:
         changed = await _complete_even_if_cancelled(
             self._jobs.mark_failed(job.id, failure.kind.value, failure.detail, now=self._clock())
         )
+        await self._forget_pictures(job)
         self._log(job, "failed", kind=failure.kind.value, detail=failure.detail)
         if changed and not self._cut:
             await self._notify_call(self._observer.failed(job, failure), job)
 
     async def _finish_cancelled(self, job: JobRecord) -> None:
         if await self._jobs.mark_cancelled(job.id, now=self._clock()):
+            await self._forget_pictures(job)
             self._log(job, "cancelled")
             await self._notify_call(self._observer.cancelled(job), job)
 
@@ -431,11 +566,23 @@ async def _complete_even_if_cancelled(write: Awaitable[T]) -> T:
         raise
 
 
-def _request_from(job: JobRecord) -> GenerationRequest:
+class _AtProvider(Exception):
+    def __init__(self, provider: ImageProvider, error: Exception) -> None:
+        super().__init__(str(error))
+        self.provider = provider
+        self.error = error
+
+
+class _EndedWithoutResult(Exception):
+    def __str__(self) -> str:
+        return "the service stopped reporting without a result"
+
+
+def _request_from(job: JobRecord, route: Route | None) -> ProviderRequest:
     p = job.params
-    return GenerationRequest(
-        prompt=p.prompt,
-        model=p.model,
+    return ProviderRequest(
+        prompt=route.prompt if route is not None else p.prompt,
+        model=route.model if route is not None else (job.provider_model or p.model),
         negative_prompt=p.negative_prompt,
         aspect_ratio=p.aspect_ratio,
         images=p.images,
@@ -445,19 +592,15 @@ def _request_from(job: JobRecord) -> GenerationRequest:
     )
 
 
-def _failure_from(error: ArtaError) -> JobFailure:
-    kind = FailureKind.UNAVAILABLE
-    detail = str(error)
-    if isinstance(error, InvalidRequestError):
-        kind, detail = FailureKind.INVALID, error.message
-    elif isinstance(error, SignUpRefusedError):
-        kind = FailureKind.REFUSED
-    elif isinstance(error, AuthenticationError):
-        kind = FailureKind.AUTH
-    elif isinstance(error, GenerationFailedError):
-        kind = FailureKind.FAILED
-    elif isinstance(error, GenerationTimeoutError):
-        kind = FailureKind.TIMEOUT
-    elif isinstance(error, ImageDownloadError):
-        kind = FailureKind.IMAGE
-    return JobFailure(kind, detail)
+def _failure_from(error: Exception, provider: ImageProvider | None) -> JobFailure:
+    if isinstance(error, ProviderDown):
+        # A refusal (ARTA's sign-up refused, a key the service does not take) will not pass
+        # by itself, unlike an outage: the user is told so, the operator's log says why.
+        kind = FailureKind.REFUSED if error.refused else FailureKind.UNAVAILABLE
+        return JobFailure(kind, error.detail)
+    if isinstance(error, _EndedWithoutResult):
+        return JobFailure(FailureKind.FAILED, str(error))
+    failure = provider.failure(error) if provider is not None else None
+    if failure is None:
+        return JobFailure(FailureKind.INTERNAL, type(error).__name__)
+    return JobFailure(failure.kind, failure.detail)

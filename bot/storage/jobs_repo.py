@@ -21,6 +21,7 @@ from bot.storage.records import (
     JobState,
     JobStats,
     NewJob,
+    ProviderStats,
     StoredImage,
 )
 
@@ -153,15 +154,26 @@ class JobRepository:
             from_states=_DRAFT,
         )
 
-    async def mark_submitted(self, job_id: int, record_id: str, *, now: float) -> bool:
+    async def mark_submitted(
+        self,
+        job_id: int,
+        record_id: str | None,
+        *,
+        now: float,
+        provider: str | None = None,
+        provider_model: str | None = None,
+        failover_from: str | None = None,
+    ) -> bool:
         """QUEUED → SUBMITTED with the upstream record id; False if the job had moved on.
 
-        After this, a restart resumes polling by record id instead of submitting again.
+        After this, a restart resumes polling by record id instead of submitting again. A
+        None record id marks a synchronous request in flight: a restart repeats it.
         """
         return await self._update(
             job_id,
-            "state = ?, record_id = ?, submitted_at = ?",
-            (JobState.SUBMITTED.value, record_id, now),
+            "state = ?, record_id = ?, submitted_at = ?, provider = ?, provider_model = ?,"
+            " failover_from = ?",
+            (JobState.SUBMITTED.value, record_id, now, provider, provider_model, failover_from),
             from_states=_QUEUED,
         )
 
@@ -301,6 +313,38 @@ class JobRepository:
             errors_by_kind=tuple((str(row[0]), int(row[1])) for row in errors),
         )
 
+    async def stats_by_provider(self, *, since: float, now: float) -> list[ProviderStats]:
+        """Jobs, failures and median time to result per service, for jobs created in
+        [since, now]. A job that never reached a service counts for the one its model
+        names ("openai:..." or, without a prefix, ARTA)."""
+        async with self._db.reading() as conn:
+            rows = await conn.execute_fetchall(
+                "SELECT COALESCE(provider, CASE WHEN instr(model, ':') > 0"
+                " THEN substr(model, 1, instr(model, ':') - 1) ELSE 'arta' END) AS p,"
+                " state, finished_at - created_at AS took FROM jobs"
+                f" WHERE created_at BETWEEN ? AND ? AND state != '{JobState.DRAFT.value}'",
+                (since, now),
+            )
+        jobs: dict[str, int] = {}
+        failed: dict[str, int] = {}
+        took: dict[str, list[float]] = {}
+        for row in rows:
+            name = str(row["p"])
+            jobs[name] = jobs.get(name, 0) + 1
+            if row["state"] == JobState.FAILED.value:
+                failed[name] = failed.get(name, 0) + 1
+            elif row["state"] == JobState.DONE.value and row["took"] is not None:
+                took.setdefault(name, []).append(float(row["took"]))
+        return [
+            ProviderStats(
+                provider=name,
+                jobs=count,
+                failed=failed.get(name, 0),
+                median_seconds=percentile(sorted(took.get(name, [])), 0.5),
+            )
+            for name, count in sorted(jobs.items())
+        ]
+
     async def _finish(
         self,
         job_id: int,
@@ -382,6 +426,9 @@ def _job_from_row(row: sqlite3.Row) -> JobRecord:
         polls=row["polls"],
         error_kind=row["error_kind"],
         error_detail=row["error_detail"],
+        provider=row["provider"],
+        provider_model=row["provider_model"],
+        failover_from=row["failover_from"],
     )
 
 

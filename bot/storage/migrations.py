@@ -132,6 +132,30 @@ MIGRATIONS: tuple[Migration, ...] = (
             """,
         ),
     ),
+    Migration(
+        3,
+        "which service drew a job, and pictures that came back as bytes",
+        (
+            # NULL means ARTA: every job from before there was a choice went there.
+            "ALTER TABLE jobs ADD COLUMN provider TEXT",
+            # The provider's own model name when it differs from `model` (failover).
+            "ALTER TABLE jobs ADD COLUMN provider_model TEXT",
+            # The provider the job was meant for, when another one drew it instead.
+            "ALTER TABLE jobs ADD COLUMN failover_from TEXT",
+            # Pictures a synchronous service answered with as base64: kept until the job
+            # is delivered so a restart in state `delivering` can send them again, then
+            # deleted (at most 4 rows a job, each capped by the provider's size limit).
+            """
+            CREATE TABLE job_pictures (
+                job_id  INTEGER NOT NULL,
+                number  INTEGER NOT NULL,
+                mime    TEXT    NOT NULL,
+                data    BLOB    NOT NULL,
+                PRIMARY KEY (job_id, number)
+            ) WITHOUT ROWID
+            """,
+        ),
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -81,6 +81,17 @@ class JobRecord:
     # A short machine word ("timeout", "upstream", "failed", "blocked"...) and detail text.
     error_kind: str | None = None
     error_detail: str | None = None
+    # Which service took the job (None: not sent yet, or ARTA for jobs from before), its
+    # model name there, and the service it was meant for when failover moved it.
+    provider: str | None = None
+    provider_model: str | None = None
+    failover_from: str | None = None
+
+    @property
+    def resumable(self) -> bool:
+        """Submitted with a record id to follow; a submitted job without one was in a
+        synchronous request when the process stopped, and that request is repeated."""
+        return self.record_id is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,3 +120,13 @@ class JobStats:
     median_seconds: float | None
     p95_seconds: float | None
     errors_by_kind: tuple[tuple[str, int], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderStats:
+    """One service's share of the jobs created in a window (/stats)."""
+
+    provider: str
+    jobs: int
+    failed: int
+    median_seconds: float | None

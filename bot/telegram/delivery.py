@@ -17,9 +17,8 @@ from aiogram.types import (
     ReplyParameters,
 )
 
-from bot.arta.client import ArtaClient
-from bot.arta.errors import ImageDownloadError
 from bot.jobs.observer import DeliveryError, FailureKind
+from bot.jobs.results import ResultPictures
 from bot.storage.records import JobRecord, StoredImage
 from bot.telegram import texts
 from bot.telegram.origin import origin_of_job
@@ -33,7 +32,11 @@ def reply_to_request(job: JobRecord) -> ReplyParameters | None:
 
 
 async def send_results(
-    bot: Bot, arta: ArtaClient, job: JobRecord, *, fallback_slots: asyncio.Semaphore | None = None
+    bot: Bot,
+    pictures: ResultPictures,
+    job: JobRecord,
+    *,
+    fallback_slots: asyncio.Semaphore | None = None,
 ) -> Message:
     """Send the job's pictures; return the first message. Raise DeliveryError.
 
@@ -42,11 +45,19 @@ async def send_results(
     """
     if not job.results:
         raise DeliveryError(FailureKind.FAILED, "the service returned no pictures")
+    model, drawn_by, instead_of = pictures.credit(job)
     caption = texts.caption(
-        job.params.prompt, job.params.model, job.params.aspect_ratio, job.result_seed
+        job.params.prompt,
+        model,
+        job.params.aspect_ratio,
+        job.result_seed,
+        drawn_by=drawn_by,
+        instead_of=instead_of,
     )
     try:
-        if not job.params.as_files:
+        # Pictures that came back as bytes have no URL Telegram could fetch.
+        by_url = not any(pictures.stored_as_bytes(image) for image in job.results)
+        if not job.params.as_files and by_url:
             try:
                 return await _send(bot, job, [image.url for image in job.results], caption)
             except TelegramBadRequest:
@@ -55,7 +66,7 @@ async def send_results(
                 pass
         # Documents cannot be sent by URL at all (only GIF, PDF and ZIP can).
         async with fallback_slots or contextlib.nullcontext():
-            files = await _download_all(arta, job.results)
+            files = await _download_all(pictures, job)
             return await _send(bot, job, files, caption)
     except TelegramForbiddenError as error:
         raise DeliveryError(FailureKind.BLOCKED, error.message) from None
@@ -104,17 +115,13 @@ async def _send(bot: Bot, job: JobRecord, sources: Sequence[MediaSource], captio
     return messages[0]
 
 
-async def _download_all(
-    arta: ArtaClient, images: Sequence[StoredImage]
-) -> list[BufferedInputFile]:
+async def _download_all(pictures: ResultPictures, job: JobRecord) -> list[BufferedInputFile]:
     async def fetch(number: int, image: StoredImage) -> BufferedInputFile:
-        downloaded = await arta.download(image.url)
-        extension = _EXTENSIONS.get(downloaded.content_type, "jpg")
-        return BufferedInputFile(downloaded.data, filename=f"picture-{number}.{extension}")
+        fetched = await pictures.fetch(job, image)
+        extension = _EXTENSIONS.get(fetched.mime, "jpg")
+        return BufferedInputFile(fetched.data, filename=f"picture-{number}.{extension}")
 
-    try:
-        return list(
-            await asyncio.gather(*(fetch(n, image) for n, image in enumerate(images, start=1)))
-        )
-    except ImageDownloadError as error:
-        raise DeliveryError(FailureKind.IMAGE, str(error)) from None
+    # DeliveryError(IMAGE) from fetch() says which picture could not be had.
+    return list(
+        await asyncio.gather(*(fetch(n, image) for n, image in enumerate(job.results, start=1)))
+    )

@@ -15,8 +15,8 @@ from aiogram.exceptions import TelegramAPIError, TelegramBadRequest
 from aiogram.types import InlineKeyboardMarkup, ReplyParameters
 from aiogram.utils.i18n import I18n
 
-from bot.arta.client import ArtaClient
 from bot.jobs.observer import FailureKind, JobFailure, Progress
+from bot.jobs.results import ResultPictures
 from bot.storage.records import JobRecord
 from bot.telegram import keyboards, texts
 from bot.telegram.delivery import reply_to_request, send_results
@@ -36,14 +36,14 @@ class TelegramJobObserver:
         self,
         *,
         bots: Mapping[int, Bot],
-        arta: ArtaClient,
+        pictures: ResultPictures,
         i18n: I18n,
         edit_interval: float = 3.0,
         clock: Callable[[], float] = time.monotonic,
         fallback_deliveries: int = 2,
     ) -> None:
         self._bots = bots
-        self._arta = arta
+        self._pictures = pictures
         self._i18n = i18n
         self._edit_interval = edit_interval
         self._clock = clock
@@ -72,7 +72,9 @@ class TelegramJobObserver:
         bot = self._bot(job)
         self._shown.pop(job.id, None)
         with self._locale(job):
-            first = await send_results(bot, self._arta, job, fallback_slots=self._fallback_slots)
+            first = await send_results(
+                bot, self._pictures, job, fallback_slots=self._fallback_slots
+            )
         self._first_messages[job.id] = first.message_id
 
     async def after_delivery(self, job: JobRecord) -> None:

@@ -5,30 +5,33 @@ from __future__ import annotations
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
-from bot.arta.catalogue import MODELS, model_slug
 from bot.telegram import texts
 from bot.telegram.callbacks import JobAction, JobCb, PickerAction, PickerCb
+from bot.telegram.model_menu import ModelMenu
 
-# Two a row fit long names. Twelve a page (six rows, plus navigation and the default
-# button: eight rows, still one phone screen) show the 93 models in 8 pages, so paging to
-# the last one is /imagine and 7 presses: within the flood guard's burst of 8 updates.
-MODELS_PER_PAGE = 12
-PAGES = (len(MODELS) + MODELS_PER_PAGE - 1) // MODELS_PER_PAGE
+ARTA_MENU = ModelMenu.arta_only()
 
 
-def page_of(model: str) -> int:
-    return MODELS.index(model) // MODELS_PER_PAGE if model in MODELS else 0
+def page_of(model: str, menu: ModelMenu = ARTA_MENU) -> int:
+    return menu.page_of(model)
 
 
 def model_picker(
-    *, job_id: int, owner: int, page: int, default_model: str, with_default_button: bool
+    *,
+    job_id: int,
+    owner: int,
+    page: int,
+    default_model: str,
+    with_default_button: bool,
+    menu: ModelMenu = ARTA_MENU,
 ) -> InlineKeyboardMarkup:
-    page = min(max(page, 0), PAGES - 1)
+    pages = len(menu.pages)
+    page = min(max(page, 0), pages - 1)
     builder = InlineKeyboardBuilder()
-    for model in MODELS[page * MODELS_PER_PAGE : (page + 1) * MODELS_PER_PAGE]:
+    for model in menu.pages[page]:
         label = f"⭐ {model}" if model == default_model else model
         data = PickerCb(
-            action=PickerAction.PICK, job_id=job_id, model=model_slug(model), owner=owner
+            action=PickerAction.PICK, job_id=job_id, model=menu.slug(model), owner=owner
         )
         builder.button(text=label, callback_data=data)
     builder.adjust(2)
@@ -40,9 +43,9 @@ def model_picker(
                 action=PickerAction.PAGE, job_id=job_id, page=page - 1, owner=owner
             ),
         )
-    if page < PAGES - 1:
+    if page < pages - 1:
         nav.button(
-            text=f"{texts.next_page()} ({page + 2}/{PAGES})",
+            text=f"{texts.next_page()} ({page + 2}/{pages})",
             callback_data=PickerCb(
                 action=PickerAction.PAGE, job_id=job_id, page=page + 1, owner=owner
             ),

@@ -16,6 +16,7 @@ from bot.storage.jobs_repo import JobRepository
 from bot.storage.records import JobParams, JobRecord, NewJob
 from bot.telegram import keyboards, texts
 from bot.telegram.job_observer import TelegramJobObserver
+from bot.telegram.model_menu import ModelMenu
 from bot.telegram.origin import Origin
 
 
@@ -27,7 +28,9 @@ class JobStarter:
         jobs: JobRepository,
         observer: TelegramJobObserver,
         clock: Callable[[], float] = time.time,
+        menu: ModelMenu | None = None,
     ) -> None:
+        self._menu = menu or ModelMenu.arta_only()
         self._runner = runner
         self._jobs = jobs
         self._observer = observer
@@ -44,9 +47,10 @@ class JobStarter:
             reply_markup=keyboards.model_picker(
                 job_id=draft.id,
                 owner=origin.user_id,
-                page=keyboards.page_of(default_model),
+                page=keyboards.page_of(default_model, self._menu),
                 default_model=default_model,
                 with_default_button=True,
+                menu=self._menu,
             ),
             reply_parameters=origin.reply(),
             message_thread_id=origin.thread_id,

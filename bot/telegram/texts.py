@@ -150,11 +150,25 @@ def too_late_to_cancel() -> str:
     return _("Too late to cancel: the pictures are on their way.")
 
 
-def caption(prompt: str, model: str, aspect_ratio: str, seed: int | None) -> str:
-    """Prompt and settings, escaped, with the prompt cut so the whole fits 1024 characters."""
+def caption(
+    prompt: str,
+    model: str,
+    aspect_ratio: str,
+    seed: int | None,
+    *,
+    drawn_by: str | None = None,
+    instead_of: str | None = None,
+) -> str:
+    """Prompt and settings, escaped, with the prompt cut so the whole fits 1024 characters.
+
+    `drawn_by` and `instead_of` name the services when failover moved the job."""
     meta = f"{model} · {aspect_ratio}"
     if seed is not None:
         meta += " · " + _("seed {seed}").format(seed=seed)
+    if drawn_by is not None and instead_of is not None:
+        meta += "\n" + _("Drawn by {service}: {other} is not available right now").format(
+            service=drawn_by, other=instead_of
+        )
     room = CAPTION_LIMIT - _utf16_len(meta) - 2  # two newlines
     return f"{escape(_shorten_utf16(prompt, room))}\n\n<i>{escape(meta)}</i>"
 
@@ -191,6 +205,7 @@ def repeat_button(number: int) -> str:
 def failed(kind: FailureKind, detail: str | None) -> str:
     messages = {
         FailureKind.INVALID: _("The service did not accept these settings"),
+        FailureKind.CONTENT: _("The service's safety rules refused this prompt"),
         FailureKind.AUTH: _("The service refused to let me in right now"),
         FailureKind.REFUSED: _("The drawing service refused this bot"),
         FailureKind.UNAVAILABLE: _("The picture service is not answering right now"),
@@ -389,6 +404,21 @@ def stats(
         queue=queue,
         in_flight=in_flight,
         errors=escape(errors) or _("none"),
+    )
+
+
+def stats_provider(
+    *, service: str, jobs: int, failed: int, median: float | None, circuit: str
+) -> str:
+    """One line of /stats per service; `circuit` is closed, open or half-open."""
+    state = {
+        "closed": _("working"),
+        "open": _("switched off after failures"),
+        "half-open": _("being probed"),
+    }.get(circuit, circuit)
+    time = "—" if median is None else _("{seconds} s").format(seconds=f"{median:.1f}")
+    return _("{service}: {jobs} jobs, {failed} failed, median {median}; {state}").format(
+        service=escape(service), jobs=jobs, failed=failed, median=time, state=state
     )
 
 

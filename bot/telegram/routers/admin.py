@@ -11,6 +11,7 @@ from aiogram.types import Message
 
 from bot.config import Config
 from bot.jobs.observer import FailureKind
+from bot.jobs.routing import ProviderSet
 from bot.jobs.runner import JobRunner
 from bot.storage.jobs_repo import JobRepository
 from bot.telegram import texts
@@ -21,6 +22,7 @@ _UPSTREAM_KINDS = frozenset(
     kind.value
     for kind in (
         FailureKind.INVALID,
+        FailureKind.CONTENT,
         FailureKind.AUTH,
         FailureKind.REFUSED,
         FailureKind.UNAVAILABLE,
@@ -39,7 +41,11 @@ def make_router() -> Router:
 
 
 async def show_stats(
-    message: Message, config: Config, jobs: JobRepository, runner: JobRunner
+    message: Message,
+    config: Config,
+    jobs: JobRepository,
+    runner: JobRunner,
+    providers: ProviderSet,
 ) -> None:
     assert message.from_user is not None
     if message.from_user.id not in config.access.admin_ids:
@@ -49,6 +55,24 @@ async def show_stats(
     midnight = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     stats = await jobs.stats(since=midnight.timestamp(), now=now)
     finished = stats.done + stats.failed
+    lines = []
+    if len(providers) > 1:
+        # One line per service, in failover order; with ARTA alone /stats is as before.
+        by_name = {
+            s.provider: s
+            for s in await jobs.stats_by_provider(since=midnight.timestamp(), now=now)
+        }
+        for provider in providers:
+            share = by_name.get(provider.name)
+            lines.append(
+                texts.stats_provider(
+                    service=provider.title,
+                    jobs=share.jobs if share else 0,
+                    failed=share.failed if share else 0,
+                    median=share.median_seconds if share else None,
+                    circuit=providers.state(provider.name).value,
+                )
+            )
     await answer(
         message,
         texts.stats(
@@ -66,5 +90,6 @@ async def show_stats(
                 for kind, count in stats.errors_by_kind
                 if kind in _UPSTREAM_KINDS
             ),
-        ),
+        )
+        + "".join(f"\n{line}" for line in lines),
     )

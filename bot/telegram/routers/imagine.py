@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from contextlib import suppress
 from typing import TypeVar
 
 from aiogram import Bot, F, Router
@@ -10,13 +9,13 @@ from aiogram.filters import Command, CommandObject
 from aiogram.types import Message
 from aiogram.utils.i18n import I18n
 
-from bot.arta.catalogue import resolve_model, suggest_models
 from bot.arta.errors import UnknownModelError
 from bot.config import Config
 from bot.storage.jobs_repo import JobRepository
 from bot.storage.records import JobParams, UserSettings
 from bot.telegram import texts
 from bot.telegram.imagine_args import ArgumentError, ImagineArgs, parse_imagine
+from bot.telegram.model_menu import ModelMenu, resolve_leading
 from bot.telegram.origin import answer, origin_of_message
 from bot.telegram.starter import JobStarter
 
@@ -40,6 +39,7 @@ async def imagine(
     user_settings: UserSettings,
     i18n: I18n,
     jobs: JobRepository,
+    model_menu: ModelMenu,
 ) -> None:
     if await jobs.find_by_request(bot.id, message.chat.id, message.message_id) is not None:
         return  # Telegram sent this message again after a crash; its job already exists
@@ -49,7 +49,7 @@ async def imagine(
         await answer(message, texts.bad_flag(error.flag, error.field))
         return
     try:
-        model, rest = _model_and_rest(args.model) if args.model else (None, "")
+        model, rest = resolve_leading(model_menu, args.model) if args.model else (None, "")
     except UnknownModelError as error:
         await answer(message, texts.unknown_model(error.name, error.suggestions))
         return
@@ -100,22 +100,6 @@ def job_params(
 
 def _first(*values: _T | None) -> _T:
     return next(value for value in values if value is not None)
-
-
-def _model_and_rest(value: str) -> tuple[str, str]:
-    """`--model` takes every word up to the next flag, so "/imagine --model flux a fox"
-    gives "flux a fox": the longest leading words that name a model are the model, and
-    the words after it belong to the prompt."""
-    words = value.split()
-    for end in range(len(words), 0, -1):
-        with suppress(UnknownModelError):
-            return resolve_model(" ".join(words[:end])), " ".join(words[end:])
-    # Nothing matched: suggest for the whole value (a typo in a long name), or else for
-    # its first word (the likely model in "--model fluxx a fox").
-    suggestions = suggest_models(value)
-    if suggestions or len(words) == 1:
-        raise UnknownModelError(value, suggestions)
-    raise UnknownModelError(words[0], suggest_models(words[0]))
 
 
 def _replied_text(message: Message, bot_id: int) -> str:

@@ -6,7 +6,6 @@ from aiogram import Bot, F, Router
 from aiogram.filters import Command
 from aiogram.types import CallbackQuery, InaccessibleMessage, Message
 
-from bot.arta.catalogue import model_from_slug
 from bot.config import Config
 from bot.jobs.runner import RateLimited
 from bot.storage.jobs_repo import JobRepository
@@ -14,6 +13,7 @@ from bot.storage.records import JobState, UserSettings
 from bot.storage.settings_repo import UserSettingsRepository
 from bot.telegram import keyboards, texts
 from bot.telegram.callbacks import PickerAction, PickerCb
+from bot.telegram.model_menu import ModelMenu
 from bot.telegram.origin import answer
 from bot.telegram.permissions import may_press
 from bot.telegram.routers.imagine import default_model_of
@@ -29,7 +29,7 @@ def make_router() -> Router:
 
 
 async def show_default_picker(
-    message: Message, config: Config, user_settings: UserSettings
+    message: Message, config: Config, user_settings: UserSettings, model_menu: ModelMenu
 ) -> None:
     assert message.from_user is not None
     current = default_model_of(user_settings, config)
@@ -39,9 +39,10 @@ async def show_default_picker(
         reply_markup=keyboards.model_picker(
             job_id=0,
             owner=message.from_user.id,
-            page=keyboards.page_of(current),
+            page=keyboards.page_of(current, model_menu),
             default_model=current,
             with_default_button=False,
+            menu=model_menu,
         ),
     )
 
@@ -55,6 +56,7 @@ async def press_picker(
     settings_repository: UserSettingsRepository,
     starter: JobStarter,
     user_settings: UserSettings,
+    model_menu: ModelMenu,
 ) -> None:
     message = callback.message
     if message is None or isinstance(message, InaccessibleMessage):
@@ -85,6 +87,7 @@ async def press_picker(
                 page=callback_data.page,
                 default_model=default_model,
                 with_default_button=callback_data.job_id != 0,
+                menu=model_menu,
             )
         )
         await callback.answer()
@@ -92,7 +95,7 @@ async def press_picker(
     model = (
         default_model
         if callback_data.action is PickerAction.DEFAULT
-        else model_from_slug(callback_data.model)
+        else model_menu.from_slug(callback_data.model)
     )
     if model is None:
         await callback.answer(texts.button_expired(), show_alert=True)

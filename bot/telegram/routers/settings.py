@@ -23,6 +23,7 @@ from bot.storage.settings_repo import UserSettingsRepository
 from bot.telegram import keyboards, texts
 from bot.telegram.callbacks import SettingsCb, SettingsField
 from bot.telegram.i18n import locale_for
+from bot.telegram.model_menu import ModelMenu
 from bot.telegram.origin import answer
 from bot.telegram.permissions import may_press
 from bot.telegram.routers.imagine import default_model_of
@@ -77,6 +78,7 @@ async def press_settings(
     i18n: I18n,
     settings_repository: UserSettingsRepository,
     user_settings: UserSettings,
+    model_menu: ModelMenu,
 ) -> None:
     message = callback.message
     if message is None or isinstance(message, InaccessibleMessage):
@@ -103,9 +105,10 @@ async def press_settings(
             keyboards.model_picker(
                 job_id=0,
                 owner=owner,
-                page=keyboards.page_of(current),
+                page=keyboards.page_of(current, model_menu),
                 default_model=current,
                 with_default_button=False,
+                menu=model_menu,
             ),
         )
         await callback.answer()
