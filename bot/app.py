@@ -217,6 +217,9 @@ class BotApp:
                 for signum in (signal.SIGTERM, signal.SIGINT):
                     loop.add_signal_handler(signum, self._stop_requested.set)
             await self._stop_requested.wait()
+            # As in polling mode, first take no new jobs: updates arriving or still handled
+            # while the server drains save theirs for the next start.
+            self.runner.hold()
             log.info("stopping: removing webhooks")
             for bot in self.bots:
                 with suppress(TelegramAPIError):

@@ -268,3 +268,27 @@ def test_the_upstreams_own_private_origin_is_allowed_and_a_public_one_allows_not
         ("localhost", 9000)
     }
     assert ArtaSettings().private_image_origins == frozenset()
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "2002:7f00:1::",  # 6to4 of 127.0.0.1
+        "2002:a9fe:a9fe::1",  # 6to4 of the cloud metadata address
+        "64:ff9b::a00:1",  # NAT64 (well-known prefix) of 10.0.0.1
+        "64:ff9b::a9fe:a9fe",  # NAT64 of 169.254.169.254
+        "::7f00:1",  # IPv4-compatible ::127.0.0.1
+    ],
+)
+async def test_ipv6_forms_of_a_private_ipv4_address_are_refused(
+    http: aiohttp.ClientSession, address: str
+) -> None:
+    # Python calls these global, but a 6to4 relay or a NAT64 gateway (IPv6-only cloud
+    # subnets have one) connects them to the IPv4 address inside.
+    async def dns(host: str, port: int) -> list[str]:
+        return [address]
+
+    with pytest.raises(ImageDownloadError, match="private or local"):
+        await download_image(http, "https://pics.example/a.jpg", max_bytes=10, resolve=dns)
+    with pytest.raises(ImageDownloadError, match="private or local"):
+        await download_image(http, f"http://[{address}]/a.jpg", max_bytes=10)

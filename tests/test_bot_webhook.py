@@ -16,7 +16,10 @@ from aiogram import Bot
 from aiohttp import web
 
 from bot.app import UPDATE_CONCURRENCY
-from bot.telegram.webhook import SECRET_HEADER, build_web_app
+from bot.storage import Database
+from bot.storage.jobs_repo import JobRepository
+from bot.storage.records import JobState
+from bot.telegram.webhook import SECRET_HEADER, UpdateReceiver, build_web_app
 from tests.harness import SECOND_TOKEN, TOKEN, Stack, running_bot
 
 SECRET = "webhook-secret-1234"
@@ -268,3 +271,39 @@ async def test_a_failing_webhook_handler_is_logged_once(
     assert len(failures) == 1, [r.getMessage() for r in failures]
     assert "7" in failures[0].getMessage() and failures[0].exc_info is not None
     assert "never retrieved" not in caplog.text
+
+
+async def test_an_imagine_arriving_while_the_webhook_drains_waits_for_the_next_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # SIGTERM in webhook mode: the updates still coming in while the server drains save their
+    # jobs for the next start; none is submitted upstream only to be cancelled (issue 10,
+    # item 12, as in polling mode).
+    real_drain = UpdateReceiver.drain
+    posted: list[int] = []
+    after_drain: list[tuple[int, int]] = []
+
+    async with running_bot(tmp_path, mode="webhook", webhook=WEBHOOK) as stack:
+        user = stack.user()
+        chat = stack.tg.private_chat(user)
+        stack.tg.send_text(stack.bot, chat, user, "/imagine a late fox --model flux")
+        update = _take_update(stack)
+
+        async def drain_with_a_late_update(receiver: UpdateReceiver, within: float) -> None:
+            async with aiohttp.ClientSession() as http:
+                response = await http.post(
+                    _url(stack), json=update, headers={SECRET_HEADER: SECRET}
+                )
+                posted.append(response.status)
+            await real_drain(receiver, within)
+            runner = stack.app.runner
+            after_drain.append((runner.queue_length, runner.in_flight))
+
+        monkeypatch.setattr(UpdateReceiver, "drain", drain_with_a_late_update)
+
+    assert posted == [200]
+    assert after_drain == [(1, 0)], "the late job waits in the queue, none goes upstream"
+    assert stack.arta.submits == 0
+    async with await Database.open(tmp_path / "bot.db") as db:
+        jobs = await JobRepository(db).unfinished()
+    assert [(job.params.prompt, job.state) for job in jobs] == [("a late fox", JobState.QUEUED)]

@@ -206,3 +206,12 @@ async def test_an_album_refused_with_a_flood_wait_at_the_cut_stays_for_the_next_
 
     task = await _cut_mid_request(TelegramRetryAfter(ALBUM, "Too Many Requests", 120))
     assert task.cancelled()
+
+
+async def test_an_album_refused_with_a_bad_request_at_the_cut_stays_for_the_next_start() -> None:
+    # Telegram answered 400 (e.g. it could not fetch a link): nothing went out, so the cut
+    # goes on; else the delivery would carry on past shutdown, downloading and uploading.
+    from aiogram.exceptions import TelegramBadRequest
+
+    task = await _cut_mid_request(TelegramBadRequest(ALBUM, "Bad Request: wrong file"))
+    assert task.cancelled()

@@ -156,9 +156,21 @@ async def _check_target(
         raise ImageDownloadError(f"refused a private or local address ({host}): {shown}")
 
 
+# IPv6 prefixes that carry an IPv4 address in their last 32 bits: NAT64's well-known prefix
+# (RFC 6052; IPv6-only cloud subnets route it to IPv4, private ranges included) and the
+# deprecated IPv4-compatible form. Python's is_global calls both global.
+_EMBEDDING_V4 = (ipaddress.IPv6Network("64:ff9b::/96"), ipaddress.IPv6Network("::/96"))
+
+
 def _forbidden(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
+    if isinstance(address, ipaddress.IPv6Address):
+        # Judge the IPv4 address inside, where a gateway or relay would connect.
+        if address.ipv4_mapped is not None:
+            address = address.ipv4_mapped
+        elif address.sixtofour is not None:
+            address = address.sixtofour
+        elif any(address in network for network in _EMBEDDING_V4):
+            address = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
     # is_global is False for loopback, RFC 1918, link-local (the cloud metadata address
     # 169.254.169.254 among them), CGNAT, unique-local and the other special ranges.
     return not address.is_global or address.is_multicast

@@ -24,6 +24,7 @@ from aiogram.client.session.middlewares.base import (
     NextRequestMiddlewareType,
 )
 from aiogram.exceptions import (
+    TelegramAPIError,
     TelegramEntityTooLarge,
     TelegramNetworkError,
     TelegramRetryAfter,
@@ -118,7 +119,8 @@ async def _finish_if_cancelled(
     whether the album went out, and the next start would send it again; so the request in
     flight is finished first (the session's timeout bounds it). Posted: the cancellation is
     absorbed and the result returned, so the caller records the album as sent. Surely not
-    posted (429, 5xx, no connection): the cancellation goes on. Unknown: its error."""
+    posted (Telegram answered with an error, or no connection): the cancellation goes on.
+    Unknown: its error."""
     attempt = asyncio.ensure_future(request)
     try:
         return await asyncio.shield(attempt)
@@ -135,7 +137,8 @@ async def _finish_if_cancelled(
         if task is not None:
             task.uncancel()
         raise
-    except (TelegramRetryAfter, TelegramServerError):
+    except TelegramAPIError:
+        # Any other answer from Telegram (429, 5xx, 400, 403...): nothing was posted.
         raise cancel from None
     except Exception:
         if task is not None:
