@@ -22,6 +22,8 @@ from aiohttp import web
 from bot.arta.client import ArtaClient
 from bot.config import Config, ConfigError
 from bot.jobs.runner import JobRunner, RunnerLimits
+from bot.metrics import BotMetrics
+from bot.ops_server import OpsServer, metrics_handler
 from bot.storage.database import Database
 from bot.storage.jobs_repo import JobRepository
 from bot.storage.settings_repo import UserSettingsRepository
@@ -73,10 +75,11 @@ class BotApp:
             edit_interval=config.limits.status_edit_interval,
         )
         limits = config.limits
+        self.metrics = BotMetrics()
         self.runner = JobRunner(
             arta=arta,
             jobs=self.jobs,
-            observer=self.observer,
+            observer=self.metrics.metered(self.observer, clock),
             limits=RunnerLimits(
                 max_in_flight=limits.max_in_flight,
                 per_user_active=limits.per_user_active,
@@ -85,12 +88,17 @@ class BotApp:
             ),
             clock=clock,
         )
+        self.metrics.watch(db=db, runner=self.runner, upstream=arta.stats)
+        for bot in bots:
+            # After the retry middleware, so each attempt and each 429 is counted.
+            bot.session.middleware(self.metrics.api_calls)
         self.starter = JobStarter(
             runner=self.runner, jobs=self.jobs, observer=self.observer, clock=clock
         )
         self.in_flight_updates = InFlightUpdates()
         self.dispatcher = self._build_dispatcher()
         self.web_addresses: list[Any] = []
+        self.ops_server: OpsServer | None = None
         self._stop_requested: asyncio.Event | None = None
         self._closed = False
 
@@ -139,7 +147,15 @@ class BotApp:
             await self.run_polling(handle_signals=handle_signals)
 
     async def run_polling(self, *, handle_signals: bool = True) -> None:
+        ops: OpsServer | None = None
         try:
+            if self.config.metrics.port:
+                metrics = self.config.metrics
+                ops = OpsServer(
+                    metrics=self.metrics, health=self.health, host=metrics.host, port=metrics.port
+                )
+                await ops.start()
+                self.ops_server = ops
             for bot in self.bots:
                 # getUpdates is refused while a webhook is set (say, from a webhook deploy).
                 await bot.delete_webhook(drop_pending_updates=False)
@@ -155,6 +171,8 @@ class BotApp:
                 tasks_concurrency_limit=200,
             )
         finally:
+            if ops is not None:
+                await ops.stop()
             await self.close()
 
     async def run_webhook(self, *, handle_signals: bool = True) -> None:
@@ -168,6 +186,7 @@ class BotApp:
             secret=secret,
             health=self.health,
         )
+        web_app.router.add_get("/metrics", metrics_handler(self.metrics))
         web_runner = web.AppRunner(web_app, access_log=None)
         await web_runner.setup()
         self._stop_requested = asyncio.Event()
@@ -264,6 +283,7 @@ class BotApp:
             debounce=PressDebounce(),
         )
         dp.update.outer_middleware(self.in_flight_updates)
+        dp.update.outer_middleware(self.metrics.update_timer)
         access = self.config.access
         for observer in (dp.message, dp.callback_query):
             observer.outer_middleware(

@@ -148,6 +148,14 @@ class LogConfig(_Section):
         return value.strip() if isinstance(value, str) else value
 
 
+class MetricsConfig(_Section):
+    # Polling mode: a small server of its own for /metrics and /healthz; 0 leaves it off.
+    # Webhook mode serves both on the webhook server and ignores these.
+    port: int = Field(default=0, ge=0, le=65535)
+    # Loopback unless said otherwise: the numbers are for the operator's scraper only.
+    host: str = "127.0.0.1"
+
+
 class Config(_Section):
     mode: Literal["polling", "webhook"] = "polling"
     telegram: TelegramConfig = TelegramConfig()
@@ -158,6 +166,7 @@ class Config(_Section):
     limits: LimitsConfig = LimitsConfig()
     access: AccessConfig = AccessConfig()
     log: LogConfig = LogConfig()
+    metrics: MetricsConfig = MetricsConfig()
 
     def require_tokens(self) -> tuple[str, ...]:
         tokens = tuple(t.get_secret_value() for t in self.telegram.tokens)
@@ -183,6 +192,8 @@ ENVIRONMENT_KEYS: Mapping[str, str] = {
     "DATABASE_PATH": "database.path",
     "LOG_LEVEL": "log.level",
     "LOG_FORMAT": "log.format",
+    "METRICS_PORT": "metrics.port",
+    "METRICS_HOST": "metrics.host",
 }
 
 
