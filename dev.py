@@ -2,6 +2,7 @@
 
     python3 dev.py start [ARGS...]   create .venv if needed, install, run the bot
     python3 dev.py test [ARGS...]    create .venv if needed, install with dev extras, run the tests
+                                     (without ARGS: the whole suite on up to 4 cores)
     python3 dev.py lint              ruff check + ruff format --check
     python3 dev.py lock [--upgrade]  re-resolve requirements.lock after pyproject.toml changed
 
@@ -53,11 +54,18 @@ def main(argv: list[str]) -> int:
     if command == "start":
         return _run([str(PYTHON), "-m", "bot", *rest])
     if command == "test":
-        return _run([str(PYTHON), "-m", "pytest", *rest])
+        return _run([str(PYTHON), "-m", "pytest", *(rest or _parallel())])
     if command == "bench":
         return _run([str(PYTHON), "-m", "bench", *rest])
     lint = _run([str(PYTHON), "-m", "ruff", "check", "."])
     return lint or _run([str(PYTHON), "-m", "ruff", "format", "--check", "."])
+
+
+def _parallel() -> list[str]:
+    """The whole suite on up to 4 cores (pytest-xdist): most of its time is subprocesses
+    importing aiogram. A run with arguments (one file, -k ...) stays in one process."""
+    workers = min(os.cpu_count() or 1, 4)
+    return ["-n", str(workers)] if workers > 1 else []
 
 
 def _ensure_venv(*, dev: bool) -> None:
