@@ -28,6 +28,8 @@ from bot.jobs.results import ResultPictures
 from bot.jobs.routing import ProviderSet
 from bot.jobs.runner import JobRunner, RunnerLimits
 from bot.logging_setup import RememberingTokenStore
+from bot.metrics import BotMetrics
+from bot.ops_server import OpsServer, metrics_handler
 from bot.providers.arta import ArtaProvider
 from bot.providers.openai import OpenAIProvider, OpenAISettings
 from bot.storage.database import MEMORY, Database
@@ -93,10 +95,11 @@ class BotApp:
             fallback_deliveries=config.limits.fallback_deliveries,
         )
         limits = config.limits
+        self.metrics = BotMetrics()
         self.runner = JobRunner(
             providers=self.providers,
             jobs=self.jobs,
-            observer=self.observer,
+            observer=self.metrics.metered(self.observer, clock),
             pictures=self.pictures,
             limits=RunnerLimits(
                 max_in_flight=limits.max_in_flight,
@@ -107,6 +110,10 @@ class BotApp:
             clock=clock,
         )
         self.model_menu = ModelMenu.of(self.providers)
+        self.metrics.watch(db=db, runner=self.runner, upstream=arta.stats)
+        for bot in bots:
+            # After the retry middleware, so each attempt and each 429 is counted.
+            bot.session.middleware(self.metrics.api_calls)
         self.starter = JobStarter(
             runner=self.runner,
             jobs=self.jobs,
@@ -117,6 +124,7 @@ class BotApp:
         self.in_flight_updates = InFlightUpdates()
         self.dispatcher = self._build_dispatcher()
         self.web_addresses: list[Any] = []
+        self.ops_server: OpsServer | None = None
         self._stop_requested: asyncio.Event | None = None
         self._closed = False
 
@@ -170,7 +178,15 @@ class BotApp:
             await self.run_polling(handle_signals=handle_signals)
 
     async def run_polling(self, *, handle_signals: bool = True) -> None:
+        ops: OpsServer | None = None
         try:
+            if self.config.metrics.port:
+                metrics = self.config.metrics
+                ops = OpsServer(
+                    metrics=self.metrics, health=self.health, host=metrics.host, port=metrics.port
+                )
+                await ops.start()
+                self.ops_server = ops
             for bot in self.bots:
                 # getUpdates is refused while a webhook is set (say, from a webhook deploy).
                 await bot.delete_webhook(drop_pending_updates=False)
@@ -182,6 +198,8 @@ class BotApp:
                 tasks_concurrency_limit=UPDATE_CONCURRENCY,
             )
         finally:
+            if ops is not None:
+                await ops.stop()
             await self.close()
 
     async def run_webhook(self, *, handle_signals: bool = True) -> None:
@@ -199,6 +217,7 @@ class BotApp:
         # lingering_time=0: the body of a refused request is not read after the answer (by
         # default aiohttp reads it for 10 s, inflating a gzip bomb and logging a traceback
         # for a broken one); the connection is closed instead.
+        web_app.router.add_get("/metrics", metrics_handler(self.metrics))
         web_runner = web.AppRunner(web_app, access_log=None, lingering_time=0)
         await web_runner.setup()
         self._stop_requested = asyncio.Event()
@@ -306,6 +325,7 @@ class BotApp:
             debounce=PressDebounce(),
         )
         dp.update.outer_middleware(self.in_flight_updates)
+        dp.update.outer_middleware(self.metrics.update_timer)
         access = self.config.access
         for observer in (dp.message, dp.callback_query):
             observer.outer_middleware(

@@ -268,6 +268,14 @@ class LogConfig(_Section):
         return value.strip() if isinstance(value, str) else value
 
 
+class MetricsConfig(_Section):
+    # Polling mode: a small server of its own for /metrics and /healthz; 0 leaves it off.
+    # Webhook mode serves both on the webhook server and ignores these.
+    port: int = Field(default=0, ge=0, le=65535)
+    # Loopback unless said otherwise: the numbers are for the operator's scraper only.
+    host: str = "127.0.0.1"
+
+
 class Config(_Section):
     mode: Literal["polling", "webhook"] = "polling"
     telegram: TelegramConfig = TelegramConfig()
@@ -279,6 +287,7 @@ class Config(_Section):
     access: AccessConfig = AccessConfig()
     log: LogConfig = LogConfig()
     providers: ProvidersConfig = ProvidersConfig()
+    metrics: MetricsConfig = MetricsConfig()
 
     def secrets(self) -> tuple[str, ...]:
         """Every secret setting's value, for log redaction: each SecretStr field anywhere in
@@ -323,6 +332,8 @@ ENVIRONMENT_KEYS: Mapping[str, str] = {
     "OPENAI_API_KEY": "providers.openai.api_key",
     "LOG_LEVEL": "log.level",
     "LOG_FORMAT": "log.format",
+    "METRICS_PORT": "metrics.port",
+    "METRICS_HOST": "metrics.host",
 }
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from aiogram.types import Message, ReplyParameters
+from aiogram.types import InputFile, Message, ReplyParameters
 
 from bot.storage.records import JobRecord
 
@@ -63,7 +63,15 @@ async def answer(message: Message, text: str, **kwargs: Any) -> Message:
     """Answer a command; in a group as a reply to it, so everyone sees whom it answers.
 
     A reply to a message deleted meanwhile is sent without the quote instead of failing."""
-    reply = None
-    if message.chat.type != "private":
-        reply = ReplyParameters(message_id=message.message_id, allow_sending_without_reply=True)
-    return await message.answer(text, reply_parameters=reply, **kwargs)
+    return await message.answer(text, reply_parameters=_reply_to(message), **kwargs)
+
+
+async def answer_photo(message: Message, photo: InputFile, **kwargs: Any) -> Message:
+    """`answer` for a picture."""
+    return await message.answer_photo(photo, reply_parameters=_reply_to(message), **kwargs)
+
+
+def _reply_to(message: Message) -> ReplyParameters | None:
+    if message.chat.type == "private":
+        return None
+    return ReplyParameters(message_id=message.message_id, allow_sending_without_reply=True)

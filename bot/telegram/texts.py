@@ -422,5 +422,34 @@ def stats_provider(
     )
 
 
+def stats_chart_caption(
+    *,
+    day_jobs: int,
+    day_p50: float | None,
+    day_p95: float | None,
+    week_jobs: int,
+    week_p50: float | None,
+    week_p95: float | None,
+    week_failures: str,
+) -> str:
+    def seconds(value: float | None) -> str:
+        return "—" if value is None else _("{seconds} s").format(seconds=f"{value:.1f}")
+
+    return _(
+        "📈 <b>Last 24 hours</b>: {day_jobs} jobs, time to result p50 {day_p50}, "
+        "p95 {day_p95}\n"
+        "<b>Last 7 days</b>: {week_jobs} jobs, p50 {week_p50}, p95 {week_p95}\n"
+        "Failures in 7 days: {failures}"
+    ).format(
+        day_jobs=day_jobs,
+        day_p50=seconds(day_p50),
+        day_p95=seconds(day_p95),
+        week_jobs=week_jobs,
+        week_p50=seconds(week_p50),
+        week_p95=seconds(week_p95),
+        failures=escape(week_failures) or _("none"),
+    )
+
+
 def admins_only() -> str:
     return _("This command is for the bot's admins.")

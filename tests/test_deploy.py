@@ -1,0 +1,177 @@
+"""The ways to run the bot: the environment the Dockerfile describes works, its health
+check reports a running bot, and the systemd unit keeps the promises the README makes.
+
+No container runtime here: the Dockerfile's COPY and `pip install` steps are replayed into
+a fresh virtualenv (PyPI or pip's cache must be reachable), and the bot is started in it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import configparser
+import os
+import re
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+import pytest
+
+from tests.bot_process import write_config
+from tests.fakes.arta_server import FakeArta
+from tests.fakes.telegram_api import FakeTelegram
+from tests.harness import TOKEN
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _instructions() -> list[tuple[str, str]]:
+    text = (ROOT / "Dockerfile").read_text().replace("\\\n", " ")
+    lines = [line.strip() for line in text.splitlines()]
+    return [
+        (line.split(None, 1)[0].upper(), line.split(None, 1)[1])
+        for line in lines
+        if line and not line.startswith("#")
+    ]
+
+
+def _one(instruction: str) -> str:
+    (value,) = [v for i, v in _instructions() if i == instruction]
+    return value
+
+
+def test_the_image_is_slim_runs_as_a_user_keeps_data_in_a_volume_and_stops_on_sigterm() -> None:
+    assert _one("FROM").endswith("-slim")
+    assert _one("USER") not in {"root", "0"}
+    assert _one("VOLUME") == "/data"
+    assert _one("STOPSIGNAL") == "SIGTERM"
+    assert "bot.healthcheck" in _one("HEALTHCHECK")
+    (install,) = [v for i, v in _instructions() if i == "RUN" and "pip install" in v]
+    assert "-c requirements.lock" in install
+
+
+def test_the_systemd_unit_restarts_on_failure_as_an_unprivileged_user() -> None:
+    unit = configparser.ConfigParser(strict=False, interpolation=None)
+    unit.optionxform = str  # type: ignore[assignment,method-assign]
+    unit.read(ROOT / "deploy" / "arta-bot.service")
+    service = unit["Service"]
+    assert service["Restart"] == "on-failure"
+    assert service["DynamicUser"] == "yes"
+    assert service["StateDirectory"] == "arta-bot"
+    assert "DATABASE_PATH=/var/lib/arta-bot/" in service["Environment"]
+    assert service["ProtectSystem"] == "strict"
+    assert service["KillSignal"] == "SIGTERM"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _build(app: Path) -> Path:
+    """Replay the Dockerfile's COPY and pip steps into `app`; return its python."""
+    app.mkdir()
+    for instruction, value in _instructions():
+        if instruction == "COPY":
+            *sources, target = shlex.split(value)
+            for source in sources:
+                destination = app / target if target not in {".", "./"} else app / source
+                if (ROOT / source).is_dir():
+                    shutil.copytree(
+                        ROOT / source,
+                        destination,
+                        ignore=shutil.ignore_patterns("__pycache__"),
+                    )
+                else:
+                    shutil.copy(ROOT / source, destination)
+    venv.EnvBuilder(with_pip=True).create(app / "venv")
+    python = app / "venv" / "bin" / "python"
+    for instruction, value in _instructions():
+        if instruction == "RUN" and value.startswith("pip "):
+            command = [str(python), "-m", *shlex.split(value)]
+            subprocess.run(command, cwd=app, check=True, timeout=900, capture_output=True)
+    return python
+
+
+@pytest.mark.slow
+async def test_the_dockerfile_environment_checks_runs_and_reports_healthy(
+    tmp_path: Path,
+) -> None:
+    python = await asyncio.to_thread(_build, tmp_path / "app")
+    frozen = (await _run(python, "-m", "pip", "freeze", cwd=tmp_path, env={})).stdout
+    lock = (ROOT / "requirements.lock").read_text()
+    for package in ("aiogram", "aiohttp", "pydantic", "prometheus_client"):
+        pinned = re.search(rf"^{package}==\S+$", lock, re.MULTILINE)
+        assert pinned and pinned.group(0) in frozen, f"{package} not at its locked version"
+    installed = {line.split("==")[0].lower() for line in frozen.splitlines()}
+    assert not installed & {"pytest", "ruff", "babel"}, "dev tools in the image"
+
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "METRICS_PORT": str(_free_port())}
+    async with FakeTelegram() as tg, FakeArta() as arta:
+        tg.add_bot(TOKEN, "arta_test1_bot")
+        config = write_config(tmp_path / "config.toml", tg, arta, (TOKEN,))
+        app = tmp_path / "app"
+        bot = await asyncio.create_subprocess_exec(
+            str(python), "-m", "bot", "--config", str(config), cwd=app, env=env,
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        try:
+            health = await _until_healthy(python, config, app, env)
+            assert health.returncode == 0, health.stderr
+        finally:
+            bot.send_signal(signal.SIGTERM)
+            async with asyncio.timeout(60):
+                _, err = await bot.communicate()
+        assert bot.returncode == 0, err.decode()
+        assert b"Traceback" not in err, err.decode()
+        # After the first run: check opens the database read-only and fails on a missing one.
+        check = await _run(python, "-m", "bot", "check", "--config", str(config), cwd=app, env=env)
+        assert check.returncode == 0, check.stdout
+        assert check.stdout.count("ok   ") == 3, check.stdout
+
+
+async def _run(*args: object, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    process = await asyncio.create_subprocess_exec(
+        *map(str, args),
+        cwd=cwd,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    async with asyncio.timeout(180):
+        out, err = await process.communicate()
+    assert process.returncode is not None
+    return subprocess.CompletedProcess(args, process.returncode, out.decode(), err.decode())
+
+
+async def _until_healthy(
+    python: Path, config: Path, app: Path, env: dict[str, str]
+) -> subprocess.CompletedProcess[str]:
+    """What Docker's HEALTHCHECK does, until the starting bot first answers (importing
+    aiogram takes seconds here)."""
+    command = (python, "-m", "bot.healthcheck", "--config", config)
+    async with asyncio.timeout(120):
+        while True:
+            result = await _run(*command, cwd=app, env=env)
+            if result.returncode == 0 or "connection refused" not in result.stderr.lower():
+                return result
+            await asyncio.sleep(0.5)
+
+
+def test_healthcheck_without_a_health_server_says_how_to_get_one(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "bot.healthcheck"],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(ROOT), "BOT_TOKEN": TOKEN, "METRICS_PORT": ""},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "METRICS_PORT" in result.stderr
