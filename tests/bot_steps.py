@@ -7,10 +7,20 @@ callback data that happens to be.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 from bot.storage.records import JobRecord
+from bot.telegram.i18n import locale_scope, make_i18n
 from tests.fakes.telegram_api import CallbackQueryRecord, FakeChat, FakeUser, StoredMessage
+from tests.fakes.telegram_html import parse_html
 from tests.harness import Stack
+
+
+def said(text: Callable[..., str], *args: object, locale: str = "en", **kwargs: object) -> str:
+    """What a user reads for `texts.<text>(*args)` in `locale`: rendered from the texts
+    module and stripped of its HTML, so a test survives any rewording of the copy."""
+    with locale_scope(make_i18n(), locale):
+        return parse_html(text(*args, **kwargs))[0]
 
 
 def button_data(message: StoredMessage, label: str) -> str:

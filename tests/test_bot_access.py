@@ -3,9 +3,11 @@ length limits and a flood from one user, all through the real HTTP path."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
-from tests.bot_steps import button_data, press_data, wait_jobs
+from bot.telegram import texts
+from tests.bot_steps import button_data, press_data, said, wait_jobs
 from tests.fakes.telegram_api import FakeChat
 from tests.harness import Stack, running_bot
 
@@ -163,6 +165,45 @@ async def test_one_users_flood_does_not_keep_another_user_waiting(tmp_path: Path
         assert 0 < len(helps) < 30
         # Told once to slow down, not once per dropped message.
         assert sum("one at a time" in t for t in _texts(stack, flood_chat)) == 1
+
+
+async def test_a_flood_of_hostile_model_flags_does_not_stall_another_users_help(
+    tmp_path: Path,
+) -> None:
+    # "--model a a a ..." made the parser try every word prefix: 0.3-0.7 s of CPU on the
+    # event loop per message, so eight of them held everyone's /help for seconds. CPU time
+    # is measured rather than wall time, which a busy machine stretches at random.
+    async with running_bot(tmp_path) as stack:
+        hostile = stack.user(1001, first_name="Mallory")
+        other = stack.user(1002, first_name="Otto")
+        hostile_chat = stack.tg.private_chat(hostile)
+        other_chat = stack.tg.private_chat(other)
+        limits = stack.config.limits
+        longest_valid = limits.max_prompt_length + limits.max_negative_length
+        started = time.process_time()
+        for n in range(16):
+            # Half just inside the length a command may have, half as long as Telegram allows.
+            length = longest_valid if n % 2 else 4000
+            stack.tg.send_text(
+                stack.bot, hostile_chat, hostile, ("/imagine --model" + " a" * 2000)[:length]
+            )
+        stack.tg.send_text(stack.bot, other_chat, other, "/help")
+        await stack.wait_text(other_chat, said(texts.help_text, stack.bot.username))
+        # Every message the flood limit let through (its burst of 8) gets its answer.
+        slow_down = said(texts.slow_down)
+        await stack.wait_for(
+            lambda: sum(t != slow_down for t in _texts(stack, hostile_chat)) >= 8,
+            "an answer to each hostile message let through",
+        )
+        spent = time.process_time() - started
+        assert spent < 0.5, f"the flood cost {spent:.2f} s of CPU"
+        too_long = said(texts.prompt_too_long, limits.max_prompt_length)
+        assert too_long in _texts(stack, hostile_chat)
+        assert any(
+            t.startswith(said(texts.unknown_model, "a", ())[:20])
+            for t in _texts(stack, hostile_chat)
+        )
+        assert stack.arta.submits == 0
 
 
 async def test_a_flood_of_button_presses_gets_every_press_answered_and_others_served(

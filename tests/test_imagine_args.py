@@ -28,3 +28,35 @@ def test_an_unknown_option_is_an_error_not_part_of_the_picture(flag: str) -> Non
 @pytest.mark.parametrize("prompt", ["a fox -- in the snow", "лиса — в снегу", "-5 degrees, --"])
 def test_dashes_in_prose_stay_in_the_prompt(prompt: str) -> None:
     assert parse_imagine(prompt).prompt == prompt.replace("  ", " ")
+
+
+def test_a_long_model_value_costs_a_few_catalogue_lookups_not_one_per_word(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Each catalogue lookup or suggestion normalises its input once through `_key`; a
+    # 4,000-character "--model a a a ..." used to do so for every word prefix (2,000 times,
+    # 0.5 s of CPU on the event loop per message).
+    from bot.arta import catalogue
+    from bot.arta.errors import UnknownModelError
+    from bot.telegram.routers.imagine import _model_and_rest
+
+    keys: list[str] = []
+    original = catalogue._key
+
+    def counting_key(name: str) -> str:
+        keys.append(name)
+        return original(name)
+
+    monkeypatch.setattr(catalogue, "_key", counting_key)
+    with pytest.raises(UnknownModelError):
+        _model_and_rest("a " * 2000)
+    # One lookup per prefix of up to the longest name's words (3), plus two suggestions.
+    assert len(keys) <= 5, f"{len(keys)} catalogue lookups"
+    assert all(len(name.split()) <= 3 for name in keys)
+
+
+def test_a_model_name_followed_by_the_prompt_is_still_split() -> None:
+    from bot.telegram.routers.imagine import _model_and_rest
+
+    assert _model_and_rest("vincent van gogh a starry fox") == ("Vincent Van Gogh", "a starry fox")
+    assert _model_and_rest("flux " + "a " * 500)[0] == "Flux"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from contextlib import suppress
 from typing import TypeVar
 
 from aiogram import Bot, F, Router
@@ -10,7 +9,7 @@ from aiogram.filters import Command, CommandObject
 from aiogram.types import Message
 from aiogram.utils.i18n import I18n
 
-from bot.arta.catalogue import resolve_model, suggest_models
+from bot.arta.catalogue import MAX_MODEL_WORDS, find_model, suggest_models
 from bot.arta.errors import UnknownModelError
 from bot.config import Config
 from bot.storage.jobs_repo import JobRepository
@@ -43,6 +42,11 @@ async def imagine(
 ) -> None:
     if await jobs.find_by_request(bot.id, message.chat.id, message.message_id) is not None:
         return  # Telegram sent this message again after a crash; its job already exists
+    limits = config.limits
+    if len(command.args or "") > max_command_length(config):
+        # Checked before any parsing, so the cost of a message is bounded by the limits.
+        await answer(message, texts.prompt_too_long(limits.max_prompt_length))
+        return
     try:
         args = parse_imagine(command.args or "")
     except ArgumentError as error:
@@ -58,7 +62,6 @@ async def imagine(
     if not prompt:
         await answer(message, texts.usage())
         return
-    limits = config.limits
     if len(prompt) > limits.max_prompt_length:
         await answer(message, texts.prompt_too_long(limits.max_prompt_length))
         return
@@ -72,6 +75,15 @@ async def imagine(
         await starter.offer_picker(bot, origin, params, default_model=default_model)
     else:
         await starter.start(bot, origin, params)
+
+
+# Room for the flags around a prompt and a negative prompt of the longest allowed lengths.
+_FLAGS_ROOM = 200
+
+
+def max_command_length(config: Config) -> int:
+    """The longest /imagine arguments that can be valid."""
+    return config.limits.max_prompt_length + config.limits.max_negative_length + _FLAGS_ROOM
 
 
 def default_model_of(settings: UserSettings, config: Config) -> str:
@@ -107,14 +119,18 @@ def _model_and_rest(value: str) -> tuple[str, str]:
     gives "flux a fox": the longest leading words that name a model are the model, and
     the words after it belong to the prompt."""
     words = value.split()
-    for end in range(len(words), 0, -1):
-        with suppress(UnknownModelError):
-            return resolve_model(" ".join(words[:end])), " ".join(words[end:])
-    # Nothing matched: suggest for the whole value (a typo in a long name), or else for
-    # its first word (the likely model in "--model fluxx a fox").
-    suggestions = suggest_models(value)
+    # Only as many words as the longest name: trying every prefix of a 4,000-character
+    # value, with suggestions for each miss, cost 0.5 s of CPU per message.
+    for end in range(min(len(words), MAX_MODEL_WORDS), 0, -1):
+        model = find_model(" ".join(words[:end]))
+        if model is not None:
+            return model, " ".join(words[end:])
+    # Nothing matched: suggest for the leading words (a typo in a long name), or else for
+    # the first word (the likely model in "--model fluxx a fox").
+    name = " ".join(words[:MAX_MODEL_WORDS])
+    suggestions = suggest_models(name)
     if suggestions or len(words) == 1:
-        raise UnknownModelError(value, suggestions)
+        raise UnknownModelError(name, suggestions)
     raise UnknownModelError(words[0], suggest_models(words[0]))
 
 
