@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 from bot.telegram import texts
+from bot.telegram.middlewares import Cooldown
 from tests.bot_steps import button_data, press_data, said, wait_jobs
 from tests.fakes.telegram_api import FakeChat
 from tests.harness import Stack, running_bot
@@ -238,3 +239,41 @@ async def test_an_admin_missing_from_the_allowlist_is_still_let_in(tmp_path: Pat
         stack.tg.send_text(stack.bot, chat, admin, "/stats")
         await stack.wait_text(chat, "Today")
         assert not any("private" in text for text in _texts(stack, chat))
+
+
+async def test_an_outsiders_flood_is_told_once_that_the_bot_is_private(tmp_path: Path) -> None:
+    # Each answer to a denied user can meet a 429 and hold an update slot for minutes:
+    # the flood limit runs first, and the bot says "private" once, not once per message.
+    async with running_bot(tmp_path, access={"allowed_user_ids": [1001]}) as stack:
+        outsider = stack.user(666, first_name="Mallory")
+        chat = stack.tg.private_chat(outsider)
+        for n in range(20):
+            stack.tg.send_text(stack.bot, chat, outsider, f"/imagine secret {n} --model flux")
+        await stack.wait_text(chat, said(texts.not_allowed))
+        await stack.tg.wait_idle(stack.bot)
+        told = _texts(stack, chat)
+        assert told.count(said(texts.not_allowed)) == 1
+        assert len(told) <= 2  # and at most one "slow down"
+        assert stack.arta.submits == 0
+
+
+def test_a_denied_user_is_told_again_only_after_a_minute() -> None:
+    now = [0.0]
+    told = Cooldown(60.0, clock=lambda: now[0])
+    assert told.ready(666)
+    now[0] = 59.0
+    assert not told.ready(666)
+    now[0] = 60.0
+    assert told.ready(666)
+
+
+def test_the_memory_of_whom_the_bot_told_stays_bounded() -> None:
+    now = [0.0]
+    told = Cooldown(60.0, clock=lambda: now[0], max_keys=1000)
+    for user_id in range(100_000):
+        now[0] = user_id / 1000  # 1,000 new users a second: 60,000 within one interval
+        assert told.ready(user_id)
+    assert len(told) == 1000
+    now[0] += 61
+    told.ready(1)
+    assert len(told) == 1  # the rest expired
