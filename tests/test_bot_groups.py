@@ -7,7 +7,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.bot_steps import answer_of, press, press_data, wait_buttons, wait_picker
+from bot.telegram import texts
+from tests.bot_steps import (
+    answer_of,
+    button_data,
+    press,
+    press_data,
+    said,
+    wait_buttons,
+    wait_picker,
+)
 from tests.fakes.telegram_api import FakeChat, FakeUser
 from tests.harness import Stack, running_bot
 
@@ -258,3 +267,98 @@ async def test_a_bot_admin_from_the_config_may_cancel_in_any_group(tmp_path: Pat
         query = press(stack, chat, bob, status, "Cancel")
         assert "Cancelled" in ((await answer_of(stack, query))["text"] or "")
         await stack.wait_for(lambda: "Cancelled" in (status.text or ""), "cancelled status")
+
+
+# -- personal settings are their owner's alone -------------------------------------------------
+
+
+async def test_a_chat_admin_cannot_change_someone_elses_settings(tmp_path: Path) -> None:
+    async with running_bot(tmp_path) as stack:
+        chat, alice, _, admin = _group(stack)
+        stack.tg.send_text(stack.bot, chat, alice, f"/settings@{stack.bot.username}")
+        menu = await stack.wait_for(lambda: _with_buttons(stack, chat), "the settings menu")
+        query = press(stack, chat, admin, menu, said(texts.settings_button_picker))
+        answer = await answer_of(stack, query)
+        assert answer["text"] == said(texts.not_your_button)
+        settings = await stack.app.settings.get(stack.bot.id, ALICE)
+        assert settings.always_pick_model is True  # unchanged
+
+
+async def test_a_chat_admin_cannot_set_someone_elses_default_model(tmp_path: Path) -> None:
+    async with running_bot(tmp_path) as stack:
+        chat, alice, _, admin = _group(stack)
+        stack.tg.send_text(stack.bot, chat, alice, f"/models@{stack.bot.username}")
+        picker = await wait_picker(stack, chat)
+        query = press(stack, chat, admin, picker, "Medieval")
+        assert (await answer_of(stack, query))["text"] == said(texts.not_your_button)
+        assert (await stack.app.settings.get(stack.bot.id, ALICE)).model is None
+
+
+async def test_a_picker_with_a_forged_owner_is_still_not_yours(tmp_path: Path) -> None:
+    async with running_bot(tmp_path) as stack:
+        chat, alice, bob, _ = _group(stack)
+        stack.tg.send_text(stack.bot, chat, alice, "/imagine a private idea -n 1")
+        picker = await wait_picker(stack, chat)
+        data = button_data(picker, "Medieval")
+        forged = data.rsplit(":", 1)[0] + f":{BOB}"  # "this picker is Bob's"
+        query = press_data(stack, chat, bob, picker, forged)
+        assert (await answer_of(stack, query))["text"] == said(texts.not_your_button)
+        await stack.tg.wait_idle(stack.bot)
+        assert stack.arta.submits == 0
+
+
+# -- anonymous admins --------------------------------------------------------------------------
+
+
+async def test_anonymous_admins_of_two_groups_do_not_share_a_job_rate(tmp_path: Path) -> None:
+    async with running_bot(tmp_path, limits={"per_user_per_minute": 1}) as stack:
+        first = stack.tg.group(GROUP_ID, "Artists", admins=[ADMIN])
+        second = stack.tg.group(GROUP_ID - 1, "Sculptors", admins=[ADMIN])
+        for chat in (first, second):
+            stack.tg.send_as_anonymous_admin(stack.bot, chat, "/imagine a banner --model flux")
+            await stack.wait_album(chat)
+
+
+async def test_anonymous_admins_of_two_groups_do_not_share_a_flood_bucket(tmp_path: Path) -> None:
+    async with running_bot(tmp_path) as stack:
+        noisy = stack.tg.group(GROUP_ID, "Artists", admins=[ADMIN])
+        quiet = stack.tg.group(GROUP_ID - 1, "Sculptors", admins=[ADMIN])
+        for _ in range(20):
+            stack.tg.send_as_anonymous_admin(stack.bot, noisy, f"/help@{stack.bot.username}")
+        await stack.wait_text(noisy, said(texts.slow_down))
+        stack.tg.send_as_anonymous_admin(stack.bot, quiet, f"/help@{stack.bot.username}")
+        await stack.wait_text(quiet, "/imagine")
+        assert said(texts.slow_down) not in [m.text for m in stack.tg.messages(stack.bot, quiet)]
+
+
+async def test_a_groups_admins_toggle_the_groups_settings_not_their_own(tmp_path: Path) -> None:
+    async with running_bot(tmp_path) as stack:
+        chat = stack.tg.group(GROUP_ID, "Artists", admins=[ADMIN])
+        admin = stack.user(ADMIN, first_name="Ada")
+        await stack.app.settings.update(stack.bot.id, ADMIN, always_pick_model=False)
+        stack.tg.send_as_anonymous_admin(stack.bot, chat, f"/settings@{stack.bot.username}")
+        menu = await stack.wait_for(lambda: _with_buttons(stack, chat), "the settings menu")
+        query = press(stack, chat, admin, menu, said(texts.settings_button_picker))
+        assert (await answer_of(stack, query))["text"] == said(texts.settings_saved)
+        # The group's own settings were on (the default) and are now off; Ada's stay hers.
+        assert (await stack.app.settings.get(stack.bot.id, GROUP_ID)).always_pick_model is False
+        assert (await stack.app.settings.get(stack.bot.id, ADMIN)).always_pick_model is False
+
+
+# -- the flood limit and group chatter ---------------------------------------------------------
+
+
+async def test_a_lively_group_is_not_told_to_slow_down(tmp_path: Path) -> None:
+    async with running_bot(tmp_path) as stack:
+        stack.bot.privacy_mode = False  # the bot reads every message
+        chat, alice, _, _ = _group(stack)
+        for n in range(20):
+            stack.tg.send_text(stack.bot, chat, alice, f"chatting away, line {n}")
+        stack.tg.send_text(stack.bot, chat, alice, f"/help@{stack.bot.username}")
+        await stack.wait_text(chat, "/imagine")
+        await stack.tg.wait_idle(stack.bot)
+        assert said(texts.slow_down) not in [m.text for m in stack.tg.messages(stack.bot, chat)]
+
+
+def _with_buttons(stack: Stack, chat: FakeChat):
+    return next((m for m in stack.tg.messages(stack.bot, chat) if m.buttons), None)
