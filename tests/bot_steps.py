@@ -9,7 +9,9 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
+from bot.jobs.observer import FailureKind, Progress, Stage
 from bot.storage.records import JobRecord
+from bot.telegram import texts
 from bot.telegram.i18n import locale_scope, make_i18n
 from tests.fakes.telegram_api import CallbackQueryRecord, FakeChat, FakeUser, StoredMessage
 from tests.fakes.telegram_html import parse_html
@@ -21,6 +23,64 @@ def said(text: Callable[..., str], *args: object, locale: str = "en", **kwargs: 
     module and stripped of its HTML, so a test survives any rewording of the copy."""
     with locale_scope(make_i18n(), locale):
         return parse_html(text(*args, **kwargs))[0]
+
+
+# A value no test produces: texts with varying numbers are rendered with it and cut there.
+ANY = 987654
+
+
+def said_up_to(text: Callable[..., str], *args: object, **kwargs: object) -> str:
+    """The stable start of a text whose numbers vary (seconds, places in line): rendered
+    with ANY in their place and cut where ANY shows."""
+    return said(text, *args, **kwargs).partition(str(ANY))[0]
+
+
+def ready_text() -> str:
+    return said_up_to(texts.ready, ANY, 0)
+
+
+def drawing_text(model: str = "Flux") -> str:
+    return said_up_to(texts.status, Progress(Stage.GENERATING, elapsed=ANY), model)
+
+
+def waiting_text(position: int | None = None) -> str:
+    if position is not None:
+        return said(texts.status, Progress(Stage.WAITING, position=position), "")
+    return said_up_to(texts.status, Progress(Stage.WAITING, position=ANY), "")
+
+
+def failure_text(kind: FailureKind) -> str:
+    """A failure as told in the chat, up to its detail (which comes from the service)."""
+    return said_up_to(texts.failed, kind, str(ANY))
+
+
+def stats_title() -> str:
+    figures = dict.fromkeys(("jobs", "done", "failed", "cancelled", "queue", "in_flight"), 0)
+    rendered = said(texts.stats, **figures, success_rate=None, median=None, p95=None, errors="")
+    return rendered.splitlines()[0]
+
+
+_MENU = {
+    "model": "Flux",
+    "aspect_ratio": "1:1",
+    "images": 1,
+    "negative_prompt": "n",
+    "always_pick": False,
+    "as_files": False,
+    "language": None,
+}
+
+
+def settings_title() -> str:
+    return said(texts.settings_menu, **_MENU).splitlines()[0]
+
+
+def settings_line(**shown: object) -> str:
+    """The line of the settings menu that shows `shown` (e.g. negative_prompt="fog")."""
+    base = said(texts.settings_menu, **_MENU).splitlines()
+    changed = said(texts.settings_menu, **{**_MENU, **shown}).splitlines()
+    [line] = [new for new, old in zip(changed, base, strict=True) if new != old]
+    return line
 
 
 def button_data(message: StoredMessage, label: str) -> str:
