@@ -13,6 +13,7 @@ from tests.bot_steps import (
     button_data,
     press,
     press_data,
+    ready_text,
     said,
     wait_buttons,
     wait_picker,
@@ -60,7 +61,7 @@ async def test_addressed_imagine_in_a_group_replies_to_the_user(tmp_path: Path) 
         )
         album = await stack.wait_album(chat)
         assert album[0].reply_to_message_id == request.message_id
-        ready = await stack.wait_text(chat, "Ready")
+        ready = await stack.wait_text(chat, ready_text())
         assert ready.reply_to_message_id == album[0].message_id
         sent = [c for c in stack.tg.calls("sendMessage", stack.bot) if c.ok]
         assert all(c.params.get("reply_parameters") for c in sent)
@@ -93,7 +94,7 @@ async def test_command_addressed_to_another_bot_is_ignored(tmp_path: Path) -> No
         await stack.tg.wait_idle(stack.bot)
         # Make sure both updates were handled, not merely fetched: a later one is answered.
         stack.tg.send_text(stack.bot, chat, alice, f"/help@{stack.bot.username}")
-        await stack.wait_text(chat, "/imagine")
+        await stack.wait_text(chat, said(texts.help_text, stack.bot.username))
         assert len(stack.tg.messages(stack.bot, chat)) == 1
         assert stack.arta.submits == 0
 
@@ -121,10 +122,12 @@ async def test_someone_else_cannot_cancel_a_job(tmp_path: Path) -> None:
         query = press(stack, chat, bob, status, "Cancel")
         answer = await answer_of(stack, query)
         assert answer["show_alert"] is True
-        assert "Only the person" in (answer["text"] or "")
+        assert said(texts.not_your_button) in (answer["text"] or "")
         stack.arta.release("a guarded gate")
         await stack.wait_album(chat)  # the job went on
-        assert not any("Cancelled" in (m.text or "") for m in stack.tg.messages(stack.bot, chat))
+        assert not any(
+            said(texts.cancelled) in (m.text or "") for m in stack.tg.messages(stack.bot, chat)
+        )
 
 
 async def test_someone_else_cannot_pick_a_model_for_another_users_request(
@@ -150,7 +153,7 @@ async def test_someone_else_pressing_again_starts_nothing(tmp_path: Path) -> Non
             stack.bot, chat, alice, f"/imagine@{stack.bot.username} a kettle --model flux -n 2"
         )
         await stack.wait_album(chat)
-        ready = await wait_buttons(stack, await stack.wait_text(chat, "Ready"), "Again")
+        ready = await wait_buttons(stack, await stack.wait_text(chat, ready_text()), "Again")
         for label in ("Again", "Same seed", "Other model"):
             answer = await answer_of(stack, press(stack, chat, bob, ready, label))
             assert answer["show_alert"] is True
@@ -164,8 +167,10 @@ async def test_a_chat_admin_may_cancel_someone_elses_job(tmp_path: Path) -> None
         chat, alice, _, admin = _group(stack)
         _, status = await _running_job(stack, chat, alice, "a noisy drum")
         query = press(stack, chat, admin, status, "Cancel")
-        assert "Cancelled" in ((await answer_of(stack, query))["text"] or "")
-        await stack.wait_for(lambda: "Cancelled" in (status.text or ""), "cancelled status")
+        assert said(texts.cancelled) in ((await answer_of(stack, query))["text"] or "")
+        await stack.wait_for(
+            lambda: said(texts.cancelled) in (status.text or ""), "cancelled status"
+        )
 
 
 @pytest.mark.parametrize(
@@ -190,12 +195,12 @@ async def test_old_or_forged_buttons_get_a_polite_expired_answer(
     async with running_bot(tmp_path) as stack:
         chat, alice, _, _ = _group(stack)
         stack.tg.send_text(stack.bot, chat, alice, f"/help@{stack.bot.username}")
-        help_message = await stack.wait_text(chat, "/imagine")
+        help_message = await stack.wait_text(chat, said(texts.help_text, stack.bot.username))
         with caplog.at_level(logging.WARNING):
             answer = await answer_of(stack, press_data(stack, chat, alice, help_message, data))
             await stack.tg.wait_idle(stack.bot)
         assert answer["show_alert"] is True
-        assert answer["text"] == "This button has expired."
+        assert answer["text"] == said(texts.button_expired)
         problems = [r for r in caplog.records if r.levelno >= logging.WARNING]
         assert problems == [], [r.getMessage() for r in problems]
         assert stack.arta.submits == 0
@@ -210,13 +215,13 @@ async def test_a_button_of_a_finished_job_pressed_in_another_chat_has_expired(
             stack.bot, chat, alice, f"/imagine@{stack.bot.username} a shell --model flux -n 2"
         )
         await stack.wait_album(chat)
-        ready = await wait_buttons(stack, await stack.wait_text(chat, "Ready"), "Again")
+        ready = await wait_buttons(stack, await stack.wait_text(chat, ready_text()), "Again")
         again = next(b["callback_data"] for b in ready.buttons if "Again" in b["text"])
         private = stack.tg.private_chat(alice)
         stack.tg.send_text(stack.bot, private, alice, "/help")
-        help_message = await stack.wait_text(private, "/imagine")
+        help_message = await stack.wait_text(private, said(texts.help_text, stack.bot.username))
         answer = await answer_of(stack, press_data(stack, private, alice, help_message, again))
-        assert answer["text"] == "This button has expired."
+        assert answer["text"] == said(texts.button_expired)
         assert stack.arta.submits == 1
 
 
@@ -265,8 +270,10 @@ async def test_a_bot_admin_from_the_config_may_cancel_in_any_group(tmp_path: Pat
         chat, alice, bob, _ = _group(stack)
         _, status = await _running_job(stack, chat, alice, "an overlong job")
         query = press(stack, chat, bob, status, "Cancel")
-        assert "Cancelled" in ((await answer_of(stack, query))["text"] or "")
-        await stack.wait_for(lambda: "Cancelled" in (status.text or ""), "cancelled status")
+        assert said(texts.cancelled) in ((await answer_of(stack, query))["text"] or "")
+        await stack.wait_for(
+            lambda: said(texts.cancelled) in (status.text or ""), "cancelled status"
+        )
 
 
 # -- personal settings are their owner's alone -------------------------------------------------
@@ -327,7 +334,7 @@ async def test_anonymous_admins_of_two_groups_do_not_share_a_flood_bucket(tmp_pa
             stack.tg.send_as_anonymous_admin(stack.bot, noisy, f"/help@{stack.bot.username}")
         await stack.wait_text(noisy, said(texts.slow_down))
         stack.tg.send_as_anonymous_admin(stack.bot, quiet, f"/help@{stack.bot.username}")
-        await stack.wait_text(quiet, "/imagine")
+        await stack.wait_text(quiet, said(texts.help_text, stack.bot.username))
         assert said(texts.slow_down) not in [m.text for m in stack.tg.messages(stack.bot, quiet)]
 
 
@@ -355,7 +362,7 @@ async def test_a_lively_group_is_not_told_to_slow_down(tmp_path: Path) -> None:
         for n in range(20):
             stack.tg.send_text(stack.bot, chat, alice, f"chatting away, line {n}")
         stack.tg.send_text(stack.bot, chat, alice, f"/help@{stack.bot.username}")
-        await stack.wait_text(chat, "/imagine")
+        await stack.wait_text(chat, said(texts.help_text, stack.bot.username))
         await stack.tg.wait_idle(stack.bot)
         assert said(texts.slow_down) not in [m.text for m in stack.tg.messages(stack.bot, chat)]
 
