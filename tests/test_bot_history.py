@@ -6,8 +6,10 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from bot.jobs.observer import FailureKind
 from bot.storage.records import JobParams, NewJob
-from tests.bot_steps import answer_of, press, wait_jobs
+from bot.telegram import texts
+from tests.bot_steps import answer_of, failure_text, press, said, wait_jobs
 from tests.fakes.arta_server import RecordScript
 from tests.fakes.telegram_api import FakeChat, FakeUser, StoredMessage
 from tests.harness import Stack, running_bot
@@ -68,7 +70,7 @@ async def test_history_marks_failed_jobs(tmp_path: Path) -> None:
         user = stack.user()
         chat = stack.tg.private_chat(user)
         stack.tg.send_text(stack.bot, chat, user, "/imagine a doomed duck --model flux")
-        await stack.wait_text(chat, "could not draw")
+        await stack.wait_text(chat, failure_text(FailureKind.FAILED))
         answer = await _history(stack, chat, user)
         assert "1. a doomed duck — Flux ⚠️" in (answer.text or "")
 
@@ -129,7 +131,7 @@ async def test_someone_else_cannot_repeat_from_a_history_in_a_group(tmp_path: Pa
 
         query = press(stack, group, bob, answer, "Repeat #1")
         reply = await answer_of(stack, query)
-        assert reply["show_alert"] and "Only the person" in (reply["text"] or "")
+        assert reply["show_alert"] and said(texts.not_your_button) in (reply["text"] or "")
         await stack.tg.wait_idle(stack.bot)
         assert stack.arta.submits_by_prompt["a shared sketch"] == 1
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.bot_steps import answer_of, failed_calls, press, wait_buttons
+from bot.telegram import texts
+from tests.bot_steps import answer_of, failed_calls, press, said, settings_line, wait_buttons
 from tests.fakes.telegram_api import FakeChat, FakeUser, StoredMessage
 from tests.harness import Stack, running_bot
 
@@ -77,7 +78,7 @@ async def test_choosing_a_setting_answers_saved(tmp_path: Path) -> None:
         menu = await _open_settings(stack, chat, user)
         await _choose(stack, chat, user, menu, "Ratio")
         query = press(stack, chat, user, menu, "3:4")
-        assert (await answer_of(stack, query))["text"] == "Saved."
+        assert (await answer_of(stack, query))["text"] == said(texts.settings_saved)
         assert len(stack.tg.messages(stack.bot, chat)) == 1  # one menu, edited in place
 
 
@@ -147,7 +148,7 @@ async def test_negative_prompt_set_with_settings_neg_reaches_the_service(tmp_pat
         user = stack.user()
         chat = stack.tg.private_chat(user)
         stack.tg.send_text(stack.bot, chat, user, "/settings neg text, watermark")
-        await stack.wait_text(chat, "Negative prompt: text, watermark")
+        await stack.wait_text(chat, settings_line(negative_prompt="text, watermark"))
         stack.tg.send_text(stack.bot, chat, user, "/imagine a quiet lake --model flux")
         await stack.wait_album(chat)
         assert (await _submitted_form(stack, "a quiet lake"))["negative_prompt"] == (
@@ -160,7 +161,7 @@ async def test_settings_neg_off_sends_no_negative_prompt(tmp_path: Path) -> None
         user = stack.user()
         chat = stack.tg.private_chat(user)
         stack.tg.send_text(stack.bot, chat, user, "/settings neg off")
-        await stack.wait_text(chat, "Negative prompt: none")
+        await stack.wait_text(chat, settings_line(negative_prompt=""))
         stack.tg.send_text(stack.bot, chat, user, "/imagine a quiet lake --model flux")
         await stack.wait_album(chat)
         assert (await _submitted_form(stack, "a quiet lake"))["negative_prompt"] == ""
@@ -171,7 +172,7 @@ async def test_reset_button_brings_back_the_default_negative_prompt(tmp_path: Pa
         user = stack.user()
         chat = stack.tg.private_chat(user)
         stack.tg.send_text(stack.bot, chat, user, "/settings neg text, watermark")
-        menu = await stack.wait_text(chat, "Negative prompt: text, watermark")
+        menu = await stack.wait_text(chat, settings_line(negative_prompt="text, watermark"))
         await _choose(stack, chat, user, menu, "Default negative prompt")
         default = stack.config.defaults.negative_prompt
         await stack.wait_for(lambda: default in (menu.text or ""), "default negative shown")
@@ -185,8 +186,7 @@ async def test_settings_neg_over_the_limit_is_refused_clearly(tmp_path: Path) ->
         user = stack.user()
         chat = stack.tg.private_chat(user)
         stack.tg.send_text(stack.bot, chat, user, "/settings neg " + "no text " * 5)
-        answer = await stack.wait_text(chat, "too long")
-        assert "20" in (answer.text or "")
+        await stack.wait_text(chat, said(texts.negative_too_long, 20))
         menu = await _open_settings(stack, chat, user)
         assert stack.config.defaults.negative_prompt in (menu.text or "")
 
@@ -199,7 +199,7 @@ async def test_flags_on_imagine_win_over_settings_for_that_job_only(tmp_path: Pa
         await _choose(stack, chat, user, menu, "Ratio", "16:9")
         await _choose(stack, chat, user, menu, "Count", "3")
         stack.tg.send_text(stack.bot, chat, user, "/settings neg fog")
-        await stack.wait_text(chat, "Negative prompt: fog")
+        await stack.wait_text(chat, settings_line(negative_prompt="fog"))
 
         stack.tg.send_text(
             stack.bot, chat, user, "/imagine a red kite --model flux --ar 1:1 -n 1 --neg rain"
@@ -231,7 +231,7 @@ async def test_two_users_do_not_see_each_others_settings(tmp_path: Path) -> None
         menu = await _open_settings(stack, alice_chat, alice)
         await _choose(stack, alice_chat, alice, menu, "Ratio", "9:16")
         stack.tg.send_text(stack.bot, alice_chat, alice, "/settings neg cats")
-        await stack.wait_text(alice_chat, "Negative prompt: cats")
+        await stack.wait_text(alice_chat, settings_line(negative_prompt="cats"))
 
         bob_menu = await _open_settings(stack, bob_chat, bob)
         assert "Aspect ratio: 1:1" in (bob_menu.text or "")
