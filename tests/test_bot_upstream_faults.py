@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from bot.jobs.observer import FailureKind
 from bot.storage.records import JobRecord, JobState
-from tests.bot_steps import answer_of, button_data, press, press_data, wait_jobs
+from tests.bot_steps import answer_of, button_data, failure_text, press, press_data, wait_jobs
 from tests.fakes.arta_server import RecordScript
 from tests.fakes.telegram_api import FakeChat, FakeUser, StoredMessage
 from tests.harness import Stack, running_bot
@@ -186,7 +187,7 @@ async def test_settings_the_service_rejects_are_explained_without_a_retry(
         user = stack.user()
         chat = stack.tg.private_chat(user)
         stack.tg.send_text(stack.bot, chat, user, "/imagine a retired style --model flux")
-        told = await stack.wait_text(chat, "did not accept these settings")
+        told = await stack.wait_text(chat, failure_text(FailureKind.INVALID))
         assert "Flux" in (told.text or "")
         assert not any("Retry" in t for t in told.button_texts)  # the same would fail again
         (job,) = await wait_jobs(stack, user, finished=1)

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from bot.logging_setup import JsonFormatter, RedactSecrets
+from tests.bot_steps import ready_text
 from tests.harness import TOKEN, running_bot
 
 
@@ -47,7 +48,7 @@ async def test_every_job_event_is_one_log_line_with_job_bot_chat_and_model(
         chat = stack.tg.private_chat(user)
         stack.tg.send_text(stack.bot, chat, user, "/imagine logged fox --model flux")
         await stack.wait_album(chat)
-        await stack.wait_text(chat, "Ready")
+        await stack.wait_text(chat, ready_text())
     events = [r for r in caplog.records if getattr(r, "job_event", None)]
     assert [r.job_event for r in events] == [  # type: ignore[attr-defined]
         "accepted",
