@@ -49,15 +49,40 @@ def waiting_text(position: int | None = None) -> str:
     return said_up_to(texts.status, Progress(Stage.WAITING, position=ANY), "")
 
 
+def queued_text(model: str = "Flux") -> str:
+    return said(texts.status, Progress(Stage.QUEUED), model)
+
+
+def starting_text(model: str = "Flux") -> str:
+    return said(texts.accepted, model)
+
+
+def blurred_text(count: int) -> str:
+    """The line under "Ready" that says how many pictures the service blurred."""
+    return said(texts.ready, 1, count).splitlines()[-1]
+
+
 def failure_text(kind: FailureKind) -> str:
     """A failure as told in the chat, up to its detail (which comes from the service)."""
     return said_up_to(texts.failed, kind, str(ANY))
 
 
+_STATS = {
+    **dict.fromkeys(("jobs", "done", "failed", "cancelled", "queue", "in_flight"), ANY),
+    "success_rate": None,
+    "median": None,
+    "p95": None,
+    "errors": "",
+}
+
+
 def stats_title() -> str:
-    figures = dict.fromkeys(("jobs", "done", "failed", "cancelled", "queue", "in_flight"), 0)
-    rendered = said(texts.stats, **figures, success_rate=None, median=None, p95=None, errors="")
-    return rendered.splitlines()[0]
+    return said(texts.stats, **_STATS).splitlines()[0]
+
+
+def stats_line(**shown: object) -> str:
+    """The line of /stats that shows `shown` (e.g. queue=0, in_flight=0)."""
+    return _line_showing(texts.stats, _STATS, shown)
 
 
 _MENU = {
@@ -77,9 +102,17 @@ def settings_title() -> str:
 
 def settings_line(**shown: object) -> str:
     """The line of the settings menu that shows `shown` (e.g. negative_prompt="fog")."""
-    base = said(texts.settings_menu, **_MENU).splitlines()
-    changed = said(texts.settings_menu, **{**_MENU, **shown}).splitlines()
-    [line] = [new for new, old in zip(changed, base, strict=True) if new != old]
+    return _line_showing(texts.settings_menu, _MENU, shown)
+
+
+def _line_showing(
+    text: Callable[..., str], base: dict[str, object], shown: dict[str, object]
+) -> str:
+    # The one line that changes when `shown` replaces the base values: found by comparing,
+    # so it holds however the copy orders or words its lines.
+    before = said(text, **base).splitlines()
+    after = said(text, **{**base, **shown}).splitlines()
+    [line] = [new for new, old in zip(after, before, strict=True) if new != old]
     return line
 
 

@@ -126,7 +126,7 @@ async def test_one_users_single_job_is_not_stuck_behind_anothers_three(tmp_path:
         for n in (2, 3):
             stack.tg.send_text(stack.bot, alice_chat, alice, f"/imagine alice {n} --model flux")
         await stack.wait_for(
-            lambda: sum("Waiting in line" in t for t in _texts(stack, alice_chat)) == 2,
+            lambda: sum(waiting_text() in t for t in _texts(stack, alice_chat)) == 2,
             "alice's two jobs waiting",
         )
         stack.tg.send_text(stack.bot, bob_chat, bob, "/imagine bob 1 --model flux")

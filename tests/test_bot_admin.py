@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 from bot.telegram import texts
-from tests.bot_steps import drawing_text, said, stats_title, wait_jobs, waiting_text
+from tests.bot_steps import drawing_text, said, stats_line, stats_title, wait_jobs, waiting_text
 from tests.fakes.arta_server import RecordScript
 from tests.harness import running_bot
 
@@ -33,7 +33,7 @@ async def test_admin_sees_todays_counts_success_rate_times_and_errors(tmp_path: 
         assert "Jobs: 4 (done 2, failed 2, cancelled 0)" in text
         assert "Success rate: 50%" in text
         assert re.search(r"median \d+\.\d s, 95th percentile \d+\.\d s", text), text
-        assert "Waiting in line: 0; upstream now: 0" in text
+        assert stats_line(queue=0, in_flight=0) in text
         errors = text.split("Upstream errors:", 1)[1]
         assert "failed 1" in errors
         assert "image 1" in errors
@@ -77,6 +77,6 @@ async def test_admin_stats_show_the_queue_and_the_jobs_upstream_now(tmp_path: Pa
         stack.tg.send_text(stack.bot, admin_chat, admin, "/stats")
         text = (await stack.wait_text(admin_chat, stats_title())).text or ""
         assert "Jobs: 2 (done 0, failed 0, cancelled 0)" in text
-        assert "Waiting in line: 1; upstream now: 1" in text
+        assert stats_line(queue=1, in_flight=1) in text
         stack.arta.release("a long job")
         await wait_jobs(stack, user, finished=2)

@@ -11,6 +11,7 @@ from bot.telegram import texts
 from tests.bot_steps import (
     answer_of,
     button_data,
+    drawing_text,
     press,
     press_data,
     ready_text,
@@ -49,7 +50,7 @@ async def _running_job(stack: Stack, chat: FakeChat, user: FakeUser, prompt: str
         ),
         "a status message with Cancel",
     )
-    await stack.wait_for(lambda: "Drawing" in (status.text or ""), "generating")
+    await stack.wait_for(lambda: drawing_text() in (status.text or ""), "generating")
     return request, status
 
 
