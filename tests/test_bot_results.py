@@ -7,8 +7,11 @@ from pathlib import Path
 from bot.telegram import texts
 from tests.bot_steps import (
     answer_of,
+    blurred_text,
+    drawing_text,
     failed_calls,
     press,
+    queued_text,
     ready_text,
     said,
     wait_buttons,
@@ -33,9 +36,9 @@ async def test_status_shows_progress_with_a_cancel_button(tmp_path: Path) -> Non
         stack.arta.hold("a slow snail")
         stack.tg.send_text(stack.bot, chat, user, "/imagine a slow snail --model flux")
         status = await stack.wait_for(lambda: _status_message(stack, chat), "a status message")
-        await stack.wait_for(lambda: "Drawing with Flux" in (status.text or ""), "generating")
+        await stack.wait_for(lambda: drawing_text() in (status.text or ""), "generating")
         shown = [state.text for state, _ in status.edits] + [status.text]
-        assert any("Queued" in (text or "") for text in shown)
+        assert any(queued_text() in (text or "") for text in shown)
         assert status.button_texts == ["✖ Cancel"]
         stack.arta.release("a slow snail")
         await stack.wait_album(chat)
@@ -49,7 +52,7 @@ async def test_cancel_stops_the_job_and_no_pictures_arrive(tmp_path: Path) -> No
         stack.arta.hold("a cancelled cat")
         stack.tg.send_text(stack.bot, chat, user, "/imagine a cancelled cat --model flux")
         status = await stack.wait_for(lambda: _status_message(stack, chat), "a status message")
-        await stack.wait_for(lambda: "Drawing" in (status.text or ""), "generating")
+        await stack.wait_for(lambda: drawing_text() in (status.text or ""), "generating")
 
         query = press(stack, chat, user, status, "Cancel")
         assert said(texts.cancelled) in ((await answer_of(stack, query)).get("text") or "")
@@ -132,7 +135,7 @@ async def test_blurred_pictures_are_sent_under_a_spoiler_with_a_note(tmp_path: P
         album = await stack.wait_album(chat)
         assert [m.has_spoiler for m in album] == [True, False]
         ready = await stack.wait_text(chat, ready_text())
-        assert "blurred 1" in (ready.text or "")
+        assert blurred_text(1) in (ready.text or "")
 
 
 async def test_a_blurred_single_picture_is_sent_under_a_spoiler(tmp_path: Path) -> None:
@@ -143,7 +146,7 @@ async def test_a_blurred_single_picture_is_sent_under_a_spoiler(tmp_path: Path) 
         stack.tg.send_text(stack.bot, chat, user, "/imagine a pool --model flux -n 1")
         photo = await stack.wait_photo(chat)
         assert photo.has_spoiler
-        assert "blurred" in ((await stack.wait_text(chat, ready_text())).text or "")
+        assert blurred_text(1) in ((await stack.wait_text(chat, ready_text())).text or "")
 
 
 async def test_refused_urls_are_uploaded_as_bytes_in_the_same_album(tmp_path: Path) -> None:
@@ -196,7 +199,7 @@ async def test_status_edits_are_throttled_per_message(tmp_path: Path) -> None:
         # few ms), "generating" among them; only the first ("queued") reaches the message.
         await stack.arta.wait_for(lambda: stack.arta.total_status_polls >= 30)
         assert len(status.edits) == 1
-        assert "Queued" in (status.text or "")
+        assert queued_text() in (status.text or "")
         assert failed_calls(stack) == []  # never "message is not modified"
         stack.arta.release("a ticking clock")
         await stack.wait_album(chat)

@@ -13,7 +13,7 @@ import pytest
 from bot.jobs.observer import FailureKind
 from bot.storage.records import JobState
 from bot.telegram import texts
-from tests.bot_steps import drawing_text, failure_text, ready_text, said, wait_jobs
+from tests.bot_steps import drawing_text, failure_text, ready_text, said, starting_text, wait_jobs
 from tests.fakes.telegram_api import FakeChat, FakeUser
 from tests.harness import Stack, running_bot
 
@@ -79,7 +79,7 @@ async def test_a_dropped_connection_to_the_bot_api_is_retried(tmp_path: Path) ->
         assert job.state is JobState.DONE
         # The status message was sent once the retry went through, and only once.
         statuses = [c for c in stack.tg.calls("sendMessage", stack.bot) if c.ok]
-        assert sum("Starting" in c.params.get("text", "") for c in statuses) == 1
+        assert sum(starting_text() in c.params.get("text", "") for c in statuses) == 1
 
 
 async def test_a_bot_api_server_error_on_the_album_is_retried(tmp_path: Path) -> None:

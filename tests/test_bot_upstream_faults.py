@@ -7,7 +7,15 @@ from pathlib import Path
 
 from bot.jobs.observer import FailureKind
 from bot.storage.records import JobRecord, JobState
-from tests.bot_steps import answer_of, button_data, failure_text, press, press_data, wait_jobs
+from tests.bot_steps import (
+    answer_of,
+    button_data,
+    failure_text,
+    press,
+    press_data,
+    starting_text,
+    wait_jobs,
+)
 from tests.fakes.arta_server import RecordScript
 from tests.fakes.telegram_api import FakeChat, FakeUser, StoredMessage
 from tests.harness import Stack, running_bot
@@ -39,7 +47,7 @@ async def _retry_delivers(
     assert jobs[0].params == jobs[1].params  # the same request again
     assert stack.arta.submits_by_prompt[prompt] == submitted + 1
     # The failure message became the new job's status, and went once the pictures came.
-    assert any("Starting" in (state.text or "") for state, _ in status.edits)
+    assert any(starting_text() in (state.text or "") for state, _ in status.edits)
     assert status.deleted
 
 
