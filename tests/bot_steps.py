@@ -110,10 +110,20 @@ def _line_showing(
 ) -> str:
     # The one line that changes when `shown` replaces the base values: found by comparing,
     # so it holds however the copy orders or words its lines.
+    base = {**base, **{key: _other(value) for key, value in shown.items()}}
     before = said(text, **base).splitlines()
     after = said(text, **{**base, **shown}).splitlines()
     [line] = [new for new, old in zip(after, before, strict=True) if new != old]
     return line
+
+
+def _other(value: object) -> object:
+    """A value unlike `value`, so the line showing `value` differs from the base."""
+    if isinstance(value, bool):
+        return not value
+    if isinstance(value, int | float) or value is None:
+        return ANY if value != ANY else ANY + 1
+    return f"{value}~"
 
 
 def button_data(message: StoredMessage, label: str) -> str:
@@ -170,12 +180,13 @@ async def wait_buttons(stack: Stack, message: StoredMessage, label: str) -> Stor
 
 async def wait_picker(stack: Stack, chat: FakeChat, after: int = 0) -> StoredMessage:
     """The model picker the bot sent into `chat` (the first one after message `after`)."""
+    next_page = said(texts.next_page)
     return await stack.wait_for(
         lambda: next(
             (
                 m
                 for m in stack.tg.messages(stack.bot, chat)
-                if m.message_id > after and any(t.startswith("Next") for t in m.button_texts)
+                if m.message_id > after and any(t.startswith(next_page) for t in m.button_texts)
             ),
             None,
         ),

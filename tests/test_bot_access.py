@@ -228,7 +228,7 @@ async def test_a_flood_of_button_presses_gets_every_press_answered_and_others_se
         other_chat = stack.tg.private_chat(other)
         stack.tg.send_text(stack.bot, flood_chat, flooder, "/settings")
         menu = await stack.wait_text(flood_chat, settings_title())
-        toggle = button_data(menu, "Picker on/off")
+        toggle = button_data(menu, said(texts.settings_button_picker))
         queries = [press_data(stack, flood_chat, flooder, menu, toggle) for _ in range(25)]
         stack.tg.send_text(stack.bot, other_chat, other, "/help")
         await stack.wait_text(other_chat, said(texts.help_text, stack.bot.username))
@@ -241,7 +241,7 @@ async def test_a_flood_of_button_presses_gets_every_press_answered_and_others_se
             answers.count(said(texts.settings_saved)) < 25
         )  # the excess never reached the database
         # Presses that raced to show what the menu already showed are no error either.
-        assert not [a for a in answers if "went wrong" in (a or "")]
+        assert not [a for a in answers if said(texts.something_went_wrong) in (a or "")]
 
 
 async def test_an_admin_missing_from_the_allowlist_is_still_let_in(tmp_path: Path) -> None:
