@@ -14,6 +14,9 @@ from tests.fakes.arta_server import RecordScript
 from tests.fakes.telegram_api import FakeChat, FakeUser, StoredMessage
 from tests.harness import Stack, running_bot
 
+# The /history answer: its title over a list, or the line for no pictures yet.
+_HISTORY_STARTS = (said(texts.history, ["-"]).split("\n")[0], said(texts.history, []))
+
 
 async def _history(stack: Stack, chat: FakeChat, user: FakeUser) -> StoredMessage:
     command = stack.tg.send_text(stack.bot, chat, user, "/history")
@@ -22,8 +25,7 @@ async def _history(stack: Stack, chat: FakeChat, user: FakeUser) -> StoredMessag
             (
                 m
                 for m in stack.tg.messages(stack.bot, chat)
-                if m.message_id > command.message_id
-                and ("Your last pictures" in (m.text or "") or "no pictures" in (m.text or ""))
+                if m.message_id > command.message_id and (m.text or "").startswith(_HISTORY_STARTS)
             ),
             None,
         ),

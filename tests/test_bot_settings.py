@@ -46,8 +46,8 @@ async def test_settings_menu_shows_the_defaults_and_a_button_for_each_setting(
         menu = await _open_settings(stack, chat, user)
         text = menu.text or ""
         assert "Model: Flux" in text
-        assert "Aspect ratio: 1:1" in text
-        assert "Pictures per request: 2" in text
+        assert settings_line(aspect_ratio="1:1") in text
+        assert settings_line(images=2) in text
         assert "blurry, deformed hands, ugly" in text
         for label in ("Model", "Ratio", "Count", "Language", "Picker", "Files", "negative"):
             assert any(label in t for t in menu.button_texts), label
@@ -59,9 +59,11 @@ async def test_ratio_and_count_chosen_in_settings_reach_the_next_imagine(tmp_pat
         chat = stack.tg.private_chat(user)
         menu = await _open_settings(stack, chat, user)
         await _choose(stack, chat, user, menu, "Ratio", "16:9")
-        await stack.wait_for(lambda: "Aspect ratio: 16:9" in (menu.text or ""), "ratio shown")
+        await stack.wait_for(
+            lambda: settings_line(aspect_ratio="16:9") in (menu.text or ""), "ratio shown"
+        )
         await _choose(stack, chat, user, menu, "Count", "4")
-        await stack.wait_for(lambda: "Pictures per request: 4" in (menu.text or ""), "count")
+        await stack.wait_for(lambda: settings_line(images=4) in (menu.text or ""), "count")
 
         stack.tg.send_text(stack.bot, chat, user, "/imagine a harbour at night --model flux")
         album = await stack.wait_album(chat)
@@ -96,10 +98,10 @@ async def test_default_model_picked_from_settings_starts_at_once_with_the_picker
 
         menu = await _open_settings(stack, chat, user)
         assert "Model: Medieval" in (menu.text or "")
-        assert "Model picker every time: on" in (menu.text or "")
-        await _choose(stack, chat, user, menu, "Picker on/off")
+        assert settings_line(always_pick=True) in (menu.text or "")
+        await _choose(stack, chat, user, menu, said(texts.settings_button_picker))
         await stack.wait_for(
-            lambda: "Model picker every time: off" in (menu.text or ""), "picker off"
+            lambda: settings_line(always_pick=False) in (menu.text or ""), "picker off"
         )
 
         stack.tg.send_text(stack.bot, chat, user, "/imagine a knight at dawn")
@@ -234,7 +236,7 @@ async def test_two_users_do_not_see_each_others_settings(tmp_path: Path) -> None
         await stack.wait_text(alice_chat, settings_line(negative_prompt="cats"))
 
         bob_menu = await _open_settings(stack, bob_chat, bob)
-        assert "Aspect ratio: 1:1" in (bob_menu.text or "")
+        assert settings_line(aspect_ratio="1:1") in (bob_menu.text or "")
         assert "cats" not in (bob_menu.text or "")
 
         stack.tg.send_text(stack.bot, bob_chat, bob, "/imagine a dog --model flux")
@@ -257,10 +259,8 @@ async def test_send_as_files_delivers_an_album_of_documents_uploaded_as_bytes(
         user = stack.user()
         chat = stack.tg.private_chat(user)
         menu = await _open_settings(stack, chat, user)
-        await _choose(stack, chat, user, menu, "Files on/off")
-        await stack.wait_for(
-            lambda: "Send as files (full quality): on" in (menu.text or ""), "files on"
-        )
+        await _choose(stack, chat, user, menu, said(texts.settings_button_files))
+        await stack.wait_for(lambda: settings_line(as_files=True) in (menu.text or ""), "files on")
         stack.tg.send_text(stack.bot, chat, user, "/imagine a map of an island --model flux -n 2")
         album = await stack.wait_album(chat)
         assert [m.media_kind for m in album] == ["document", "document"]
@@ -275,10 +275,8 @@ async def test_send_as_files_sends_a_single_picture_as_one_document(tmp_path: Pa
         user = stack.user()
         chat = stack.tg.private_chat(user)
         menu = await _open_settings(stack, chat, user)
-        await _choose(stack, chat, user, menu, "Files on/off")
-        await stack.wait_for(
-            lambda: "Send as files (full quality): on" in (menu.text or ""), "files on"
-        )
+        await _choose(stack, chat, user, menu, said(texts.settings_button_files))
+        await stack.wait_for(lambda: settings_line(as_files=True) in (menu.text or ""), "files on")
         stack.tg.send_text(stack.bot, chat, user, "/imagine a lone tree --model flux -n 1")
         document = await stack.wait_photo(chat)
         assert document.media_kind == "document"
