@@ -34,16 +34,13 @@ class Origin:
         )
 
 
-# Telegram sends every anonymous group admin's messages as this one user (GroupAnonymousBot),
-# with `sender_chat` set to the group; posts on behalf of a channel also carry `sender_chat`.
-ANONYMOUS_ADMIN_ID = 1087968824
-
-
 def sender_id(message: Message) -> int:
     """Who a message is from, for limits and ownership: the user, or for an anonymous
-    admin or a channel the chat they speak as (a negative id, never a user's). Keyed by
-    user id alone, every anonymous admin in every group would share one flood bucket,
-    one job rate and each other's buttons."""
+    admin or a channel the chat they speak as (a negative id, never a user's).
+
+    Telegram sends every anonymous admin's messages, in every group, as one user
+    (GroupAnonymousBot, id 1087968824) with `sender_chat` set to the group; keyed by user
+    id alone they would all share one flood bucket, one job rate and each other's buttons."""
     if message.sender_chat is not None:
         return message.sender_chat.id
     assert message.from_user is not None
