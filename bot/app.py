@@ -328,12 +328,13 @@ class BotApp:
         dp.update.outer_middleware(self.metrics.update_timer)
         access = self.config.access
         for observer in (dp.message, dp.callback_query):
+            # Throttle first: a denied user's flood must not cost an answer per message.
+            observer.outer_middleware(FloodMiddleware(i18n=self.i18n))
             observer.outer_middleware(
                 AccessMiddleware(
                     access.allowed_user_ids, access.allowed_chat_ids, self.i18n, access.admin_ids
                 )
             )
-            observer.outer_middleware(FloodMiddleware(i18n=self.i18n))
             observer.outer_middleware(UserSettingsMiddleware(self.settings))
             observer.outer_middleware(UserLocaleMiddleware(self.i18n))
         # An error reaches the error handler after the handler's locale scope has closed;

@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from tests.bot_steps import wait_jobs
+from bot.telegram import texts
+from tests.bot_steps import drawing_text, said, stats_line, stats_title, wait_jobs, waiting_text
 from tests.fakes.arta_server import RecordScript
 from tests.harness import running_bot
 
@@ -27,12 +28,12 @@ async def test_admin_sees_todays_counts_success_rate_times_and_errors(tmp_path: 
         admin = stack.user(ADMIN_ID, first_name="Root")
         admin_chat = stack.tg.private_chat(admin)
         stack.tg.send_text(stack.bot, admin_chat, admin, "/stats")
-        answer = await stack.wait_text(admin_chat, "Today")
+        answer = await stack.wait_text(admin_chat, stats_title())
         text = answer.text or ""
         assert "Jobs: 4 (done 2, failed 2, cancelled 0)" in text
-        assert "Success rate: 50%" in text
+        assert stats_line(success_rate=0.5) in text
         assert re.search(r"median \d+\.\d s, 95th percentile \d+\.\d s", text), text
-        assert "Waiting in line: 0; upstream now: 0" in text
+        assert stats_line(queue=0, in_flight=0) in text
         errors = text.split("Upstream errors:", 1)[1]
         assert "failed 1" in errors
         assert "image 1" in errors
@@ -43,10 +44,10 @@ async def test_admin_stats_with_no_jobs_yet_shows_dashes(tmp_path: Path) -> None
         admin = stack.user(ADMIN_ID, first_name="Root")
         chat = stack.tg.private_chat(admin)
         stack.tg.send_text(stack.bot, chat, admin, "/stats")
-        text = (await stack.wait_text(chat, "Today")).text or ""
+        text = (await stack.wait_text(chat, stats_title())).text or ""
         assert "Jobs: 0" in text
-        assert "Success rate: —" in text
-        assert "Upstream errors: none" in text
+        assert stats_line(success_rate=None) in text
+        assert stats_line(errors="") in text
 
 
 async def test_non_admin_asking_for_stats_gets_a_polite_refusal(tmp_path: Path) -> None:
@@ -54,7 +55,7 @@ async def test_non_admin_asking_for_stats_gets_a_polite_refusal(tmp_path: Path) 
         user = stack.user()
         chat = stack.tg.private_chat(user)
         stack.tg.send_text(stack.bot, chat, user, "/stats")
-        answer = await stack.wait_text(chat, "admins")
+        answer = await stack.wait_text(chat, said(texts.admins_only))
         assert "Today" not in (answer.text or "")
         assert "Jobs:" not in (answer.text or "")
 
@@ -67,15 +68,15 @@ async def test_admin_stats_show_the_queue_and_the_jobs_upstream_now(tmp_path: Pa
         chat = stack.tg.private_chat(user)
         stack.arta.hold("a long job")
         stack.tg.send_text(stack.bot, chat, user, "/imagine a long job --model flux")
-        await stack.wait_text(chat, "Drawing with Flux")
+        await stack.wait_text(chat, drawing_text())
         stack.tg.send_text(stack.bot, chat, user, "/imagine a job in line --model flux")
-        await stack.wait_text(chat, "Waiting in line")
+        await stack.wait_text(chat, waiting_text())
 
         admin = stack.user(ADMIN_ID, first_name="Root")
         admin_chat = stack.tg.private_chat(admin)
         stack.tg.send_text(stack.bot, admin_chat, admin, "/stats")
-        text = (await stack.wait_text(admin_chat, "Today")).text or ""
+        text = (await stack.wait_text(admin_chat, stats_title())).text or ""
         assert "Jobs: 2 (done 0, failed 0, cancelled 0)" in text
-        assert "Waiting in line: 1; upstream now: 1" in text
+        assert stats_line(queue=1, in_flight=1) in text
         stack.arta.release("a long job")
         await wait_jobs(stack, user, finished=2)

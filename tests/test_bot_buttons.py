@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.bot_steps import answer_of, press, wait_buttons, wait_picker
+from tests.bot_steps import answer_of, press, ready_text, wait_buttons, wait_picker
 from tests.fakes.arta_server import RecordScript
 from tests.fakes.telegram_api import FakeChat, FakeUser, StoredMessage
 from tests.harness import Stack, running_bot
@@ -15,7 +15,7 @@ async def _first_result(stack: Stack, text: str) -> tuple[FakeUser, FakeChat, St
     chat = stack.tg.private_chat(user)
     stack.tg.send_text(stack.bot, chat, user, text)
     await stack.wait_album(chat)
-    ready = await stack.wait_text(chat, "Ready")
+    ready = await stack.wait_text(chat, ready_text())
     return user, chat, await wait_buttons(stack, ready, "Again")
 
 

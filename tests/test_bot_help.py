@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from bot.telegram import texts
+from tests.bot_steps import said
 from tests.harness import running_bot
 
 
@@ -12,7 +14,7 @@ async def test_start_explains_imagine_syntax_and_models(tmp_path: Path) -> None:
         user = stack.user()
         chat = stack.tg.private_chat(user)
         stack.tg.send_text(stack.bot, chat, user, "/start")
-        answer = await stack.wait_text(chat, "/imagine")
+        answer = await stack.wait_text(chat, said(texts.help_text, stack.bot.username))
         text = answer.text or ""
         assert "--model" in text
         assert "--ar" in text
@@ -26,7 +28,7 @@ async def test_help_names_every_flag_and_the_group_syntax(tmp_path: Path) -> Non
         user = stack.user()
         chat = stack.tg.private_chat(user)
         stack.tg.send_text(stack.bot, chat, user, "/help")
-        answer = await stack.wait_text(chat, "/imagine")
+        answer = await stack.wait_text(chat, said(texts.help_text, stack.bot.username))
         text = answer.text or ""
         for flag in ("--model", "--ar", "-n", "--seed", "--neg", "--steps", "--cfg"):
             assert flag in text, flag

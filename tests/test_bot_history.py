@@ -6,11 +6,16 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from bot.jobs.observer import FailureKind
 from bot.storage.records import JobParams, NewJob
-from tests.bot_steps import answer_of, press, wait_jobs
+from bot.telegram import texts
+from tests.bot_steps import answer_of, failure_text, press, said, wait_jobs
 from tests.fakes.arta_server import RecordScript
 from tests.fakes.telegram_api import FakeChat, FakeUser, StoredMessage
 from tests.harness import Stack, running_bot
+
+# The /history answer: its title over a list, or the line for no pictures yet.
+_HISTORY_STARTS = (said(texts.history, ["-"]).split("\n")[0], said(texts.history, []))
 
 
 async def _history(stack: Stack, chat: FakeChat, user: FakeUser) -> StoredMessage:
@@ -20,8 +25,7 @@ async def _history(stack: Stack, chat: FakeChat, user: FakeUser) -> StoredMessag
             (
                 m
                 for m in stack.tg.messages(stack.bot, chat)
-                if m.message_id > command.message_id
-                and ("Your last pictures" in (m.text or "") or "no pictures" in (m.text or ""))
+                if m.message_id > command.message_id and (m.text or "").startswith(_HISTORY_STARTS)
             ),
             None,
         ),
@@ -68,7 +72,7 @@ async def test_history_marks_failed_jobs(tmp_path: Path) -> None:
         user = stack.user()
         chat = stack.tg.private_chat(user)
         stack.tg.send_text(stack.bot, chat, user, "/imagine a doomed duck --model flux")
-        await stack.wait_text(chat, "could not draw")
+        await stack.wait_text(chat, failure_text(FailureKind.FAILED))
         answer = await _history(stack, chat, user)
         assert "1. a doomed duck — Flux ⚠️" in (answer.text or "")
 
@@ -129,7 +133,7 @@ async def test_someone_else_cannot_repeat_from_a_history_in_a_group(tmp_path: Pa
 
         query = press(stack, group, bob, answer, "Repeat #1")
         reply = await answer_of(stack, query)
-        assert reply["show_alert"] and "Only the person" in (reply["text"] or "")
+        assert reply["show_alert"] and said(texts.not_your_button) in (reply["text"] or "")
         await stack.tg.wait_idle(stack.bot)
         assert stack.arta.submits_by_prompt["a shared sketch"] == 1
 

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.bot_steps import failed_calls, wait_picker
+from bot.telegram import texts
+from tests.bot_steps import failed_calls, ready_text, said, wait_picker
 from tests.harness import Stack, running_bot
 
 
@@ -37,7 +38,7 @@ async def test_imagine_with_model_sends_an_album_with_caption(tmp_path: Path) ->
         assert record.form["aspect_ratio"] == "16:9"
         assert record.form["images_num"] == "2"
         assert record.form["seed"] == "7"
-        await stack.wait_text(chat, "Ready")
+        await stack.wait_text(chat, ready_text())
 
 
 async def test_every_flag_reaches_the_service(tmp_path: Path) -> None:
@@ -141,7 +142,7 @@ async def test_imagine_without_prompt_answers_with_usage(tmp_path: Path, text: s
     async with running_bot(tmp_path) as stack:
         user, chat = _private(stack)
         stack.tg.send_text(stack.bot, chat, user, text)
-        answer = await stack.wait_text(chat, "/imagine a fox in the snow")
+        answer = await stack.wait_text(chat, said(texts.usage))
         assert not answer.buttons
         await stack.tg.wait_idle(stack.bot)
         assert stack.arta.submits == 0
@@ -151,8 +152,7 @@ async def test_prompt_over_the_limit_gets_a_friendly_answer(tmp_path: Path) -> N
     async with running_bot(tmp_path, limits={"max_prompt_length": 50}) as stack:
         user, chat = _private(stack)
         stack.tg.send_text(stack.bot, chat, user, "/imagine " + "a very long prompt " * 5)
-        answer = await stack.wait_text(chat, "too long")
-        assert "50" in (answer.text or "")
+        await stack.wait_text(chat, said(texts.prompt_too_long, 50))
         await stack.tg.wait_idle(stack.bot)
         assert stack.arta.submits == 0
 
@@ -215,8 +215,7 @@ async def test_negative_prompt_over_the_limit_gets_a_friendly_answer(tmp_path: P
         stack.tg.send_text(
             stack.bot, chat, user, "/imagine a cat --model flux --neg " + "blurry, " * 10
         )
-        answer = await stack.wait_text(chat, "negative prompt is too long")
-        assert "20" in (answer.text or "")
+        await stack.wait_text(chat, said(texts.negative_too_long, 20))
         await stack.tg.wait_idle(stack.bot)
         assert stack.arta.submits == 0
 
@@ -248,7 +247,7 @@ async def test_reply_with_imagine_to_a_result_draws_its_prompt_not_its_settings(
         user, chat = _private(stack)
         stack.tg.send_text(stack.bot, chat, user, "/imagine an old mill --model flux -n 2")
         album = await stack.wait_album(chat)
-        ready = await stack.wait_text(chat, "Ready")
+        ready = await stack.wait_text(chat, ready_text())
         stack.tg.send_text(
             stack.bot, chat, user, "/imagine --model medieval -n 1", reply_to=album[0].message_id
         )
@@ -258,5 +257,5 @@ async def test_reply_with_imagine_to_a_result_draws_its_prompt_not_its_settings(
         assert stack.arta.record_for("an old mill").form["style"] == "Medieval"
         # The bot's own texts are not prompts: replying to "Ready" asks for one.
         stack.tg.send_text(stack.bot, chat, user, "/imagine", reply_to=ready.message_id)
-        await stack.wait_text(chat, "Tell me what to draw")
+        await stack.wait_text(chat, said(texts.usage))
         assert stack.arta.submits == 2

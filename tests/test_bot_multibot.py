@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from bot.telegram import texts
+from tests.bot_steps import said
 from tests.harness import SECOND_TOKEN, TOKEN, running_bot
 
 
@@ -29,8 +31,7 @@ async def test_two_bots_in_one_process_each_answer_their_users(tmp_path: Path) -
         # Both menus are registered, and /help names each bot's own username.
         assert first.commands() and second.commands()
         stack.tg.send_text(second, bob_chat, bob, "/help")
-        help_text = (await stack.wait_text(bob_chat, "/imagine@", bot=second)).text or ""
-        assert f"/imagine@{second.username}" in help_text
+        await stack.wait_text(bob_chat, said(texts.help_text, second.username), bot=second)
 
 
 async def test_each_bot_keeps_its_own_arta_token(tmp_path: Path) -> None:

@@ -5,9 +5,19 @@ from __future__ import annotations
 from pathlib import Path
 
 from bot.arta.catalogue import MODELS
+from bot.telegram import texts
 from bot.telegram.keyboards import ARTA_MENU
 from bot.telegram.model_menu import MODELS_PER_PAGE
-from tests.bot_steps import answer_of, failed_calls, press, wait_buttons, wait_picker
+from tests.bot_steps import (
+    ANY,
+    answer_of,
+    failed_calls,
+    press,
+    said,
+    said_up_to,
+    wait_buttons,
+    wait_picker,
+)
 from tests.fakes.arta_server import RecordScript
 from tests.harness import running_bot
 
@@ -185,7 +195,7 @@ async def test_an_unexpected_failure_is_answered_with_a_friendly_alert(tmp_path:
         )
         answer = await answer_of(stack, press(stack, chat, user, picker, "Next"))
         assert answer["show_alert"] is True
-        assert "Something went wrong" in (answer["text"] or "")
+        assert said(texts.something_went_wrong) == answer["text"]
 
 
 async def test_a_rate_limited_pick_keeps_the_picker_for_later(tmp_path: Path) -> None:
@@ -199,7 +209,7 @@ async def test_a_rate_limited_pick_keeps_the_picker_for_later(tmp_path: Path) ->
         keyboard = picker.reply_markup
         answer = await answer_of(stack, press(stack, chat, user, picker, "Medieval"))
         assert answer["show_alert"] is True
-        assert "Try again in" in (answer["text"] or "")
+        assert said_up_to(texts.rate_limited, ANY) in (answer["text"] or "")
         await stack.tg.wait_idle(stack.bot)
         assert picker.reply_markup == keyboard  # still there to press later
         assert stack.arta.record_for("a second pear") is None

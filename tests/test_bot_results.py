@@ -4,7 +4,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.bot_steps import answer_of, failed_calls, press, wait_buttons
+from bot.telegram import texts
+from tests.bot_steps import (
+    answer_of,
+    blurred_text,
+    drawing_text,
+    failed_calls,
+    press,
+    queued_text,
+    ready_text,
+    said,
+    wait_buttons,
+    waiting_text,
+)
 from tests.fakes.arta_server import RecordScript
 from tests.fakes.telegram_html import utf16_len
 from tests.harness import Stack, running_bot
@@ -24,9 +36,9 @@ async def test_status_shows_progress_with_a_cancel_button(tmp_path: Path) -> Non
         stack.arta.hold("a slow snail")
         stack.tg.send_text(stack.bot, chat, user, "/imagine a slow snail --model flux")
         status = await stack.wait_for(lambda: _status_message(stack, chat), "a status message")
-        await stack.wait_for(lambda: "Drawing with Flux" in (status.text or ""), "generating")
+        await stack.wait_for(lambda: drawing_text() in (status.text or ""), "generating")
         shown = [state.text for state, _ in status.edits] + [status.text]
-        assert any("Queued" in (text or "") for text in shown)
+        assert any(queued_text() in (text or "") for text in shown)
         assert status.button_texts == ["✖ Cancel"]
         stack.arta.release("a slow snail")
         await stack.wait_album(chat)
@@ -40,11 +52,13 @@ async def test_cancel_stops_the_job_and_no_pictures_arrive(tmp_path: Path) -> No
         stack.arta.hold("a cancelled cat")
         stack.tg.send_text(stack.bot, chat, user, "/imagine a cancelled cat --model flux")
         status = await stack.wait_for(lambda: _status_message(stack, chat), "a status message")
-        await stack.wait_for(lambda: "Drawing" in (status.text or ""), "generating")
+        await stack.wait_for(lambda: drawing_text() in (status.text or ""), "generating")
 
         query = press(stack, chat, user, status, "Cancel")
-        assert "Cancelled" in ((await answer_of(stack, query)).get("text") or "")
-        await stack.wait_for(lambda: "Cancelled" in (status.text or ""), "cancelled status")
+        assert said(texts.cancelled) in ((await answer_of(stack, query)).get("text") or "")
+        await stack.wait_for(
+            lambda: said(texts.cancelled) in (status.text or ""), "cancelled status"
+        )
         assert status.buttons == []
         polls = stack.arta.total_status_polls
         stack.arta.release("a cancelled cat")  # the service finishes; nobody is listening
@@ -64,7 +78,7 @@ async def test_one_picture_arrives_as_a_photo(tmp_path: Path) -> None:
         assert photo.media_kind == "photo"
         assert "a single star" in (photo.caption or "")
         assert stack.tg.calls("sendMediaGroup", stack.bot) == []
-        await stack.wait_text(chat, "Ready")
+        await stack.wait_text(chat, ready_text())
 
 
 async def test_four_pictures_arrive_as_one_album_captioned_once(tmp_path: Path) -> None:
@@ -120,8 +134,8 @@ async def test_blurred_pictures_are_sent_under_a_spoiler_with_a_note(tmp_path: P
         stack.tg.send_text(stack.bot, chat, user, "/imagine a beach --model flux -n 2")
         album = await stack.wait_album(chat)
         assert [m.has_spoiler for m in album] == [True, False]
-        ready = await stack.wait_text(chat, "Ready")
-        assert "blurred 1" in (ready.text or "")
+        ready = await stack.wait_text(chat, ready_text())
+        assert blurred_text(1) in (ready.text or "")
 
 
 async def test_a_blurred_single_picture_is_sent_under_a_spoiler(tmp_path: Path) -> None:
@@ -132,7 +146,7 @@ async def test_a_blurred_single_picture_is_sent_under_a_spoiler(tmp_path: Path) 
         stack.tg.send_text(stack.bot, chat, user, "/imagine a pool --model flux -n 1")
         photo = await stack.wait_photo(chat)
         assert photo.has_spoiler
-        assert "blurred" in ((await stack.wait_text(chat, "Ready")).text or "")
+        assert blurred_text(1) in ((await stack.wait_text(chat, ready_text())).text or "")
 
 
 async def test_refused_urls_are_uploaded_as_bytes_in_the_same_album(tmp_path: Path) -> None:
@@ -148,7 +162,7 @@ async def test_refused_urls_are_uploaded_as_bytes_in_the_same_album(tmp_path: Pa
         sent = [c for c in stack.tg.calls("sendMediaGroup", stack.bot) if c.ok]
         assert len(sent) == 1 and len(sent[0].files) == 3
         assert len(stack.tg.albums(stack.bot, chat)) == 1
-        await stack.wait_text(chat, "Ready")
+        await stack.wait_text(chat, ready_text())
 
 
 async def test_a_refused_single_url_is_uploaded_as_a_photo(tmp_path: Path) -> None:
@@ -167,7 +181,7 @@ async def test_the_result_buttons_follow_the_pictures(tmp_path: Path) -> None:
         chat = stack.tg.private_chat(user)
         stack.tg.send_text(stack.bot, chat, user, "/imagine a kite --model flux -n 2")
         album = await stack.wait_album(chat)
-        ready = await stack.wait_text(chat, "Ready")
+        ready = await stack.wait_text(chat, ready_text())
         await wait_buttons(stack, ready, "Again")
         assert ready.message_id > album[-1].message_id
         labels = " ".join(ready.button_texts)
@@ -185,7 +199,7 @@ async def test_status_edits_are_throttled_per_message(tmp_path: Path) -> None:
         # few ms), "generating" among them; only the first ("queued") reaches the message.
         await stack.arta.wait_for(lambda: stack.arta.total_status_polls >= 30)
         assert len(status.edits) == 1
-        assert "Queued" in (status.text or "")
+        assert queued_text() in (status.text or "")
         assert failed_calls(stack) == []  # never "message is not modified"
         stack.arta.release("a ticking clock")
         await stack.wait_album(chat)
@@ -199,7 +213,7 @@ async def test_a_job_waiting_behind_the_users_limit_shows_its_place(tmp_path: Pa
         stack.tg.send_text(stack.bot, chat, user, "/imagine first in line --model flux")
         await stack.arta.wait_for_record("first in line")
         stack.tg.send_text(stack.bot, chat, user, "/imagine second in line --model flux")
-        waiting = await stack.wait_text(chat, "Waiting in line")
+        waiting = await stack.wait_text(chat, waiting_text())
         assert "#1" in (waiting.text or "")
         assert waiting.button_texts == ["✖ Cancel"]
         assert stack.arta.record_for("second in line") is None  # not sent upstream yet
@@ -216,10 +230,12 @@ async def test_cancelling_a_job_still_waiting_in_line_never_sends_it(tmp_path: P
         stack.tg.send_text(stack.bot, chat, user, "/imagine the busy one --model flux")
         await stack.arta.wait_for_record("the busy one")
         stack.tg.send_text(stack.bot, chat, user, "/imagine the patient one --model flux")
-        waiting = await stack.wait_text(chat, "Waiting in line")
+        waiting = await stack.wait_text(chat, waiting_text())
         query = press(stack, chat, user, waiting, "Cancel")
-        assert "Cancelled" in ((await answer_of(stack, query))["text"] or "")
-        await stack.wait_for(lambda: "Cancelled" in (waiting.text or ""), "cancelled status")
+        assert said(texts.cancelled) in ((await answer_of(stack, query))["text"] or "")
+        await stack.wait_for(
+            lambda: said(texts.cancelled) in (waiting.text or ""), "cancelled status"
+        )
         stack.arta.release("the busy one")
         await stack.wait_album(chat)
         await stack.tg.wait_idle(stack.bot)

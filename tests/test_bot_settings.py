@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.bot_steps import answer_of, failed_calls, press, wait_buttons
+from bot.telegram import texts
+from tests.bot_steps import answer_of, failed_calls, press, said, settings_line, wait_buttons
 from tests.fakes.telegram_api import FakeChat, FakeUser, StoredMessage
 from tests.harness import Stack, running_bot
 
@@ -45,8 +46,8 @@ async def test_settings_menu_shows_the_defaults_and_a_button_for_each_setting(
         menu = await _open_settings(stack, chat, user)
         text = menu.text or ""
         assert "Model: Flux" in text
-        assert "Aspect ratio: 1:1" in text
-        assert "Pictures per request: 2" in text
+        assert settings_line(aspect_ratio="1:1") in text
+        assert settings_line(images=2) in text
         assert "blurry, deformed hands, ugly" in text
         for label in ("Model", "Ratio", "Count", "Language", "Picker", "Files", "negative"):
             assert any(label in t for t in menu.button_texts), label
@@ -58,9 +59,11 @@ async def test_ratio_and_count_chosen_in_settings_reach_the_next_imagine(tmp_pat
         chat = stack.tg.private_chat(user)
         menu = await _open_settings(stack, chat, user)
         await _choose(stack, chat, user, menu, "Ratio", "16:9")
-        await stack.wait_for(lambda: "Aspect ratio: 16:9" in (menu.text or ""), "ratio shown")
+        await stack.wait_for(
+            lambda: settings_line(aspect_ratio="16:9") in (menu.text or ""), "ratio shown"
+        )
         await _choose(stack, chat, user, menu, "Count", "4")
-        await stack.wait_for(lambda: "Pictures per request: 4" in (menu.text or ""), "count")
+        await stack.wait_for(lambda: settings_line(images=4) in (menu.text or ""), "count")
 
         stack.tg.send_text(stack.bot, chat, user, "/imagine a harbour at night --model flux")
         album = await stack.wait_album(chat)
@@ -77,7 +80,7 @@ async def test_choosing_a_setting_answers_saved(tmp_path: Path) -> None:
         menu = await _open_settings(stack, chat, user)
         await _choose(stack, chat, user, menu, "Ratio")
         query = press(stack, chat, user, menu, "3:4")
-        assert (await answer_of(stack, query))["text"] == "Saved."
+        assert (await answer_of(stack, query))["text"] == said(texts.settings_saved)
         assert len(stack.tg.messages(stack.bot, chat)) == 1  # one menu, edited in place
 
 
@@ -95,10 +98,10 @@ async def test_default_model_picked_from_settings_starts_at_once_with_the_picker
 
         menu = await _open_settings(stack, chat, user)
         assert "Model: Medieval" in (menu.text or "")
-        assert "Model picker every time: on" in (menu.text or "")
-        await _choose(stack, chat, user, menu, "Picker on/off")
+        assert settings_line(always_pick=True) in (menu.text or "")
+        await _choose(stack, chat, user, menu, said(texts.settings_button_picker))
         await stack.wait_for(
-            lambda: "Model picker every time: off" in (menu.text or ""), "picker off"
+            lambda: settings_line(always_pick=False) in (menu.text or ""), "picker off"
         )
 
         stack.tg.send_text(stack.bot, chat, user, "/imagine a knight at dawn")
@@ -147,7 +150,7 @@ async def test_negative_prompt_set_with_settings_neg_reaches_the_service(tmp_pat
         user = stack.user()
         chat = stack.tg.private_chat(user)
         stack.tg.send_text(stack.bot, chat, user, "/settings neg text, watermark")
-        await stack.wait_text(chat, "Negative prompt: text, watermark")
+        await stack.wait_text(chat, settings_line(negative_prompt="text, watermark"))
         stack.tg.send_text(stack.bot, chat, user, "/imagine a quiet lake --model flux")
         await stack.wait_album(chat)
         assert (await _submitted_form(stack, "a quiet lake"))["negative_prompt"] == (
@@ -160,7 +163,7 @@ async def test_settings_neg_off_sends_no_negative_prompt(tmp_path: Path) -> None
         user = stack.user()
         chat = stack.tg.private_chat(user)
         stack.tg.send_text(stack.bot, chat, user, "/settings neg off")
-        await stack.wait_text(chat, "Negative prompt: none")
+        await stack.wait_text(chat, settings_line(negative_prompt=""))
         stack.tg.send_text(stack.bot, chat, user, "/imagine a quiet lake --model flux")
         await stack.wait_album(chat)
         assert (await _submitted_form(stack, "a quiet lake"))["negative_prompt"] == ""
@@ -171,7 +174,7 @@ async def test_reset_button_brings_back_the_default_negative_prompt(tmp_path: Pa
         user = stack.user()
         chat = stack.tg.private_chat(user)
         stack.tg.send_text(stack.bot, chat, user, "/settings neg text, watermark")
-        menu = await stack.wait_text(chat, "Negative prompt: text, watermark")
+        menu = await stack.wait_text(chat, settings_line(negative_prompt="text, watermark"))
         await _choose(stack, chat, user, menu, "Default negative prompt")
         default = stack.config.defaults.negative_prompt
         await stack.wait_for(lambda: default in (menu.text or ""), "default negative shown")
@@ -185,8 +188,7 @@ async def test_settings_neg_over_the_limit_is_refused_clearly(tmp_path: Path) ->
         user = stack.user()
         chat = stack.tg.private_chat(user)
         stack.tg.send_text(stack.bot, chat, user, "/settings neg " + "no text " * 5)
-        answer = await stack.wait_text(chat, "too long")
-        assert "20" in (answer.text or "")
+        await stack.wait_text(chat, said(texts.negative_too_long, 20))
         menu = await _open_settings(stack, chat, user)
         assert stack.config.defaults.negative_prompt in (menu.text or "")
 
@@ -199,7 +201,7 @@ async def test_flags_on_imagine_win_over_settings_for_that_job_only(tmp_path: Pa
         await _choose(stack, chat, user, menu, "Ratio", "16:9")
         await _choose(stack, chat, user, menu, "Count", "3")
         stack.tg.send_text(stack.bot, chat, user, "/settings neg fog")
-        await stack.wait_text(chat, "Negative prompt: fog")
+        await stack.wait_text(chat, settings_line(negative_prompt="fog"))
 
         stack.tg.send_text(
             stack.bot, chat, user, "/imagine a red kite --model flux --ar 1:1 -n 1 --neg rain"
@@ -231,10 +233,10 @@ async def test_two_users_do_not_see_each_others_settings(tmp_path: Path) -> None
         menu = await _open_settings(stack, alice_chat, alice)
         await _choose(stack, alice_chat, alice, menu, "Ratio", "9:16")
         stack.tg.send_text(stack.bot, alice_chat, alice, "/settings neg cats")
-        await stack.wait_text(alice_chat, "Negative prompt: cats")
+        await stack.wait_text(alice_chat, settings_line(negative_prompt="cats"))
 
         bob_menu = await _open_settings(stack, bob_chat, bob)
-        assert "Aspect ratio: 1:1" in (bob_menu.text or "")
+        assert settings_line(aspect_ratio="1:1") in (bob_menu.text or "")
         assert "cats" not in (bob_menu.text or "")
 
         stack.tg.send_text(stack.bot, bob_chat, bob, "/imagine a dog --model flux")
@@ -257,10 +259,8 @@ async def test_send_as_files_delivers_an_album_of_documents_uploaded_as_bytes(
         user = stack.user()
         chat = stack.tg.private_chat(user)
         menu = await _open_settings(stack, chat, user)
-        await _choose(stack, chat, user, menu, "Files on/off")
-        await stack.wait_for(
-            lambda: "Send as files (full quality): on" in (menu.text or ""), "files on"
-        )
+        await _choose(stack, chat, user, menu, said(texts.settings_button_files))
+        await stack.wait_for(lambda: settings_line(as_files=True) in (menu.text or ""), "files on")
         stack.tg.send_text(stack.bot, chat, user, "/imagine a map of an island --model flux -n 2")
         album = await stack.wait_album(chat)
         assert [m.media_kind for m in album] == ["document", "document"]
@@ -275,10 +275,8 @@ async def test_send_as_files_sends_a_single_picture_as_one_document(tmp_path: Pa
         user = stack.user()
         chat = stack.tg.private_chat(user)
         menu = await _open_settings(stack, chat, user)
-        await _choose(stack, chat, user, menu, "Files on/off")
-        await stack.wait_for(
-            lambda: "Send as files (full quality): on" in (menu.text or ""), "files on"
-        )
+        await _choose(stack, chat, user, menu, said(texts.settings_button_files))
+        await stack.wait_for(lambda: settings_line(as_files=True) in (menu.text or ""), "files on")
         stack.tg.send_text(stack.bot, chat, user, "/imagine a lone tree --model flux -n 1")
         document = await stack.wait_photo(chat)
         assert document.media_kind == "document"

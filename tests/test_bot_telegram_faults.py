@@ -14,7 +14,7 @@ from bot.jobs.observer import FailureKind
 from bot.storage.records import JobState
 from bot.telegram import texts
 from bot.telegram.i18n import locale_scope, make_i18n
-from tests.bot_steps import wait_jobs
+from tests.bot_steps import drawing_text, failure_text, ready_text, said, wait_jobs
 from tests.fakes.telegram_api import FakeChat, FakeUser
 from tests.harness import Stack, running_bot
 
@@ -33,7 +33,7 @@ async def _held_job(stack: Stack, chat: FakeChat, user: FakeUser, prompt: str) -
     """Start `prompt` and wait until it is drawing (held at the fake ARTA)."""
     stack.arta.hold(prompt)
     stack.tg.send_text(stack.bot, chat, user, f"/imagine {prompt} --model flux")
-    await stack.wait_text(chat, "Drawing with Flux")
+    await stack.wait_text(chat, drawing_text())
 
 
 class RecordedSleep:
@@ -135,14 +135,14 @@ async def test_a_status_message_the_user_deleted_does_not_stop_the_pictures(
         user = stack.user()
         chat = stack.tg.private_chat(user)
         await _held_job(stack, chat, user, "a stubborn goat")
-        status = await stack.wait_text(chat, "Drawing with Flux")
+        status = await stack.wait_text(chat, drawing_text())
         stack.tg.delete_message(stack.bot, chat, status.message_id)
         stack.arta.release("a stubborn goat")
         album = await stack.wait_album(chat)
         assert "a stubborn goat" in (album[0].caption or "")
         (job,) = await wait_jobs(stack, user, finished=1)
         assert job.state is JobState.DONE
-        await stack.wait_text(chat, "Ready")
+        await stack.wait_text(chat, ready_text())
 
 
 async def test_a_status_message_deleted_before_a_failure_still_gets_the_failure_told(
@@ -152,9 +152,9 @@ async def test_a_status_message_deleted_before_a_failure_still_gets_the_failure_
         user = stack.user()
         chat = stack.tg.private_chat(user)
         await _held_job(stack, chat, user, "a vanishing act")
-        status = await stack.wait_text(chat, "Drawing with Flux")
+        status = await stack.wait_text(chat, drawing_text())
         stack.tg.delete_message(stack.bot, chat, status.message_id)
-        told = await stack.wait_text(chat, "took too long")
+        told = await stack.wait_text(chat, failure_text(FailureKind.TIMEOUT))
         assert told.message_id != status.message_id  # a new message, since the old is gone
         assert any("Retry" in t for t in told.button_texts)
 
@@ -184,7 +184,7 @@ async def test_a_flood_wait_too_long_to_sit_out_fails_the_job_as_telegrams_refus
         chat = stack.tg.private_chat(user)
         stack.tg.fail_next("sendMediaGroup", error_code=429, retry_after=3600)
         stack.tg.send_text(stack.bot, chat, user, "/imagine a very patient heron --model flux")
-        told = await stack.wait_text(chat, "Telegram would not take the pictures")
+        told = await stack.wait_text(chat, failure_text(FailureKind.DELIVERY))
         assert any("Retry" in t for t in told.button_texts)
         (job,) = await wait_jobs(stack, user, finished=1)
         assert (job.state, job.error_kind) == (JobState.FAILED, "delivery")
@@ -199,7 +199,7 @@ async def test_a_command_from_someone_who_blocked_the_bot_is_no_error(
         user = stack.user()
         chat = stack.tg.private_chat(user)
         stack.tg.send_text(stack.bot, chat, user, "/help")
-        await stack.wait_text(chat, "Examples")
+        await stack.wait_text(chat, said(texts.help_text, stack.bot.username))
         stack.tg.block(user)
         stack.tg.send_text(stack.bot, chat, user, "/imagine a fox --model flux")
         await stack.wait_for(

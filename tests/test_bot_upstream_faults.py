@@ -5,8 +5,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from bot.jobs.observer import FailureKind
 from bot.storage.records import JobRecord, JobState
-from tests.bot_steps import answer_of, button_data, press, press_data, wait_jobs
+from tests.bot_steps import (
+    answer_of,
+    button_data,
+    failure_text,
+    press,
+    press_data,
+    starting_text,
+    wait_jobs,
+)
 from tests.fakes.arta_server import RecordScript
 from tests.fakes.telegram_api import FakeChat, FakeUser, StoredMessage
 from tests.harness import Stack, running_bot
@@ -38,7 +47,7 @@ async def _retry_delivers(
     assert jobs[0].params == jobs[1].params  # the same request again
     assert stack.arta.submits_by_prompt[prompt] == submitted + 1
     # The failure message became the new job's status, and went once the pictures came.
-    assert any("Starting" in (state.text or "") for state, _ in status.edits)
+    assert any(starting_text() in (state.text or "") for state, _ in status.edits)
     await stack.wait_for(lambda: status.deleted, "the status message to go")
 
 
@@ -186,7 +195,7 @@ async def test_settings_the_service_rejects_are_explained_without_a_retry(
         user = stack.user()
         chat = stack.tg.private_chat(user)
         stack.tg.send_text(stack.bot, chat, user, "/imagine a retired style --model flux")
-        told = await stack.wait_text(chat, "did not accept these settings")
+        told = await stack.wait_text(chat, failure_text(FailureKind.INVALID))
         assert "Flux" in (told.text or "")
         assert not any("Retry" in t for t in told.button_texts)  # the same would fail again
         (job,) = await wait_jobs(stack, user, finished=1)

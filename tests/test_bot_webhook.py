@@ -19,7 +19,9 @@ from bot.app import UPDATE_CONCURRENCY
 from bot.storage import Database
 from bot.storage.jobs_repo import JobRepository
 from bot.storage.records import JobState
+from bot.telegram import texts
 from bot.telegram.webhook import SECRET_HEADER, UpdateReceiver, build_web_app
+from tests.bot_steps import said
 from tests.harness import SECOND_TOKEN, TOKEN, Stack, running_bot
 
 SECRET = "webhook-secret-1234"
@@ -91,7 +93,7 @@ async def test_a_wrong_secret_or_malformed_json_is_refused_and_the_server_keeps_
                 _url(stack), json=update, headers={"X-Telegram-Bot-Api-Secret-Token": SECRET}
             )
             assert good.status == 200
-            await stack.wait_text(chat, "Examples")
+            await stack.wait_text(chat, said(texts.help_text, stack.bot.username))
             health = await http.get(f"http://127.0.0.1:{stack.app.web_port}/healthz")
             assert health.status == 200
             assert await health.json() == {"status": "ok"}

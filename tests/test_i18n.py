@@ -24,6 +24,7 @@ from bot.storage.records import UserSettings
 from bot.telegram import texts
 from bot.telegram.commands import command_menu, description, short_description
 from bot.telegram.i18n import locale_for, make_i18n
+from tests.bot_steps import said
 from tests.harness import running_bot
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -259,10 +260,12 @@ async def test_russian_user_gets_help_in_russian_and_a_russian_menu(tmp_path: Pa
         user = stack.user(2002, first_name="Маша", language_code="ru")
         chat = stack.tg.private_chat(user)
         stack.tg.send_text(stack.bot, chat, user, "/help")
-        answer = await stack.wait_text(chat, "/imagine")
+        answer = await stack.wait_text(
+            chat, said(texts.help_text, stack.bot.username, locale="ru")
+        )
         text = answer.text or ""
         assert CYRILLIC.search(text), text
-        assert "I draw pictures" not in text
+        assert said(texts.help_text, stack.bot.username) != text  # not the English one
         for flag in ("--model", "--ar", "--seed", "--neg"):
             assert flag in text, flag
         assert f"/imagine@{stack.bot.username}" in text

@@ -19,6 +19,7 @@ from bot.arta.types import ArtaToken
 from bot.config import Config
 from bot.logging_setup import JsonFormatter, RedactSecrets, RememberingTokenStore, make_handler
 from tests.bot_process import ROOT
+from tests.bot_steps import ready_text
 from tests.harness import TOKEN, running_bot
 
 
@@ -56,7 +57,7 @@ async def test_every_job_event_is_one_log_line_with_job_bot_chat_and_model(
         chat = stack.tg.private_chat(user)
         stack.tg.send_text(stack.bot, chat, user, "/imagine logged fox --model flux")
         await stack.wait_album(chat)
-        await stack.wait_text(chat, "Ready")
+        await stack.wait_text(chat, ready_text())
     events = [r for r in caplog.records if getattr(r, "job_event", None)]
     assert [r.job_event for r in events] == [  # type: ignore[attr-defined]
         "accepted",

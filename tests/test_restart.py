@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from tests.bot_process import BotProcess, write_config
+from tests.bot_steps import ready_text, waiting_text
 from tests.fakes.arta_server import FakeArta
 from tests.fakes.telegram_api import FakeChat, FakeTelegram
 from tests.harness import TOKEN
@@ -53,7 +54,7 @@ async def test_sigkill_while_jobs_wait_generate_and_deliver_loses_none_and_submi
             tg.send_text(bot, chats["queue"], carol, "/imagine queue me --model flux -n 2")
             await tg.wait_for(
                 lambda: any(
-                    "Waiting in line" in (m.text or "") for m in tg.messages(bot, chats["queue"])
+                    waiting_text() in (m.text or "") for m in tg.messages(bot, chats["queue"])
                 ),
                 what="the third job to wait in line",
             )
@@ -78,7 +79,7 @@ async def test_sigkill_while_jobs_wait_generate_and_deliver_loses_none_and_submi
         for chat in chats.values():
             assert _album_count(tg, bot, chat) == 1
             texts = [m.text or "" for m in tg.messages(bot, chat)]
-            assert any("Ready" in text for text in texts), texts
+            assert any(ready_text() in text for text in texts), texts
 
 
 async def test_sigterm_exits_within_seconds_and_the_next_start_finishes_the_job(

@@ -98,10 +98,9 @@ async def test_the_status_message_is_remembered_for_edits_after_a_restart(
 async def test_a_job_moves_through_its_whole_life(repo: JobRepository) -> None:
     job = await repo.create(new_job(), now=100.0)
     assert await repo.mark_submitted(job.id, "rec-1", now=101.0)
-    assert await repo.record_polls(job.id, 3)
-    polled = await _get(repo, job.id)
-    assert polled.state is JobState.SUBMITTED
-    assert (polled.record_id, polled.submitted_at, polled.polls) == ("rec-1", 101.0, 3)
+    submitted = await _get(repo, job.id)
+    assert submitted.state is JobState.SUBMITTED
+    assert (submitted.record_id, submitted.submitted_at) == ("rec-1", 101.0)
 
     assert await repo.mark_delivering(job.id, IMAGES, 12345, now=130.0, polls=7)
     ready = await _get(repo, job.id)
@@ -126,7 +125,6 @@ async def test_done_after_cancel_changes_nothing(repo: JobRepository) -> None:
     assert not await repo.mark_done(job.id, now=5.0)
     assert not await repo.mark_failed(job.id, "timeout", "late", now=6.0)
     assert not await repo.mark_cancelled(job.id, now=7.0)
-    assert not await repo.record_polls(job.id, 99)
     assert await _get(repo, job.id) == cancelled
 
 
@@ -187,7 +185,7 @@ async def test_a_draft_waits_for_its_model_and_then_becomes_a_job(repo: JobRepos
     draft = await repo.create_draft(new_job(), now=1.0)
     assert draft.state is JobState.DRAFT
     assert await repo.unfinished() == []
-    assert await repo.count_active_for_user(1, 42) == 0
+    assert await repo.recent_for_user(1, 42) == []  # a draft is no job yet
 
     assert await repo.mark_queued(draft.id, "SDXL 1.0", now=50.0)
     job = await _get(repo, draft.id)
@@ -278,19 +276,6 @@ async def test_history_shows_the_users_latest_jobs_newest_first(repo: JobReposit
     assert await repo.recent_for_user(1, 999) == []
 
 
-async def test_only_unfinished_jobs_count_against_the_users_cap(repo: JobRepository) -> None:
-    queued = await repo.create(new_job(), now=1.0)
-    submitted = await repo.create(new_job(), now=2.0)
-    await repo.mark_submitted(submitted.id, "rec", now=3.0)
-    finished = await repo.create(new_job(), now=4.0)
-    await repo.mark_done(finished.id, now=5.0)
-    await repo.create(new_job(user_id=7), now=6.0)
-    await repo.create(new_job(bot_id=2), now=7.0)
-    assert await repo.count_active_for_user(1, 42) == 2
-    await repo.mark_cancelled(queued.id, now=8.0)
-    assert await repo.count_active_for_user(1, 42) == 1
-
-
 async def test_stats_report_counts_latency_and_errors(repo: JobRepository) -> None:
     # Ten done jobs created at t=1000+i taking 1..10 seconds.
     for i in range(10):
@@ -349,7 +334,7 @@ async def test_200_jobs_accepted_at_once_are_all_saved(storage_file_db: Database
     assert len(await repo.unfinished()) == 200
 
 
-async def test_resume_history_cap_and_stats_queries_use_their_indexes(
+async def test_resume_history_and_stats_queries_use_their_indexes(
     storage_db: Database, repo: JobRepository
 ) -> None:
     # Capture the statements the repository really sends, with their values filled in.
@@ -359,7 +344,6 @@ async def test_resume_history_cap_and_stats_queries_use_their_indexes(
         ("jobs_unfinished", repo.unfinished([1, 2])),
         ("jobs_unfinished", repo.unfinished()),
         ("jobs_by_user", repo.recent_for_user(1, 42)),
-        ("jobs_by_user", repo.count_active_for_user(1, 42)),
         ("jobs_by_created", repo.stats(since=0.0, now=1.0)),
     ]
     plans: list[tuple[str, list[str]]] = []

@@ -91,11 +91,16 @@ MAX_SLUG_LENGTH = 24
 
 def resolve_model(name: str) -> str:
     """Return the API name for any reasonable spelling of a model or alias."""
-    key = _key(name)
-    found = _BY_KEY.get(key) or _BY_SLUG.get(name.strip())
+    found = find_model(name)
     if found is not None:
         return found
     raise UnknownModelError(name, suggest_models(name))
+
+
+def find_model(name: str) -> str | None:
+    """The API name for `name`, or None; cheap, so callers may try several spellings and
+    compute suggestions (the costly part) once, for the one they report."""
+    return _BY_KEY.get(_key(name)) or _BY_SLUG.get(name.strip())
 
 
 def suggest_models(name: str, limit: int = 3) -> tuple[str, ...]:
@@ -130,10 +135,13 @@ def model_from_slug(slug: str) -> str | None:
     return _BY_SLUG.get(slug)
 
 
+_SEPARATORS = re.compile(r"[\s_\-.]+")
+
+
 def _key(name: str) -> str:
     # Case, spaces, '-', '_' and '.' carry no meaning in a model name: "flux_pro" == "Flux-Pro",
     # "sdxl-1-0" == "SDXL 1.0".
-    return re.sub(r"[\s_\-.]+", "", name.strip().lower())
+    return _SEPARATORS.sub("", name.strip().lower())
 
 
 def _slugify(api_name: str) -> str:
@@ -150,6 +158,9 @@ def _build_index() -> Mapping[str, str]:
 
 
 _BY_KEY = _build_index()
+# The most words any model name or alias can be typed in ("Anima-pencil-xl" is also
+# "anima pencil xl": each separator may be a space). A longer run of words is no model.
+MAX_MODEL_WORDS = max(len(_SEPARATORS.split(name.strip())) for name in (*MODELS, *_EXTRA_ALIASES))
 _BY_SLUG: Mapping[str, str] = MappingProxyType(
     {_slugify(model): model for model in MODELS + RETIRED_MODELS}
 )

@@ -142,10 +142,6 @@ class ArtaClient:
         if self._session is not None:
             await self._session.close()
 
-    @property
-    def closed(self) -> bool:
-        return self._closed
-
     async def ensure_token(self, account: str = "default") -> None:
         """Make sure `account` holds a usable token now (sign up or refresh as needed),
         e.g. to check from the command line that the service lets us in."""

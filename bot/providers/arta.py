@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator, Sequence
 
-from bot.arta.catalogue import DEFAULT_MODEL, MODELS, resolve_model
+from bot.arta.catalogue import DEFAULT_MODEL, MODELS, find_model
 from bot.arta.client import ArtaClient
 from bot.arta.errors import (
     ArtaError,
@@ -16,7 +16,6 @@ from bot.arta.errors import (
     InvalidRequestError,
     ServiceUnavailableError,
     SignUpRefusedError,
-    UnknownModelError,
 )
 from bot.arta.types import ASPECT_RATIOS, MAX_IMAGES, Done, GenerationRequest, InProgress
 from bot.jobs.observer import FailureKind
@@ -73,9 +72,10 @@ class ArtaProvider:
         return [ModelInfo(name, is_style=is_style(name)) for name in MODELS]
 
     def model_info(self, name: str) -> ModelInfo | None:
-        try:
-            api_name = resolve_model(name)
-        except UnknownModelError:
+        # find_model, not resolve_model: a miss must stay cheap (no fuzzy suggestions), as
+        # `--model` parsing tries a few word prefixes per message.
+        api_name = find_model(name)
+        if api_name is None:
             return None
         return ModelInfo(api_name, is_style=is_style(api_name))
 

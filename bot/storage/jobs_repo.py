@@ -185,10 +185,6 @@ class JobRepository:
             from_states=_QUEUED,
         )
 
-    async def record_polls(self, job_id: int, polls: int) -> bool:
-        """Save the status-check count so far; False if the job is finished."""
-        return await self._update(job_id, "polls = ?", (polls,), from_states=_ACTIVE)
-
     async def mark_delivering(
         self,
         job_id: int,
@@ -271,15 +267,6 @@ class JobRepository:
             )
         row = next(iter(rows), None)
         return None if row is None else _job_from_row(row)
-
-    async def count_active_for_user(self, bot_id: int, user_id: int) -> int:
-        async with self._db.reading() as conn:
-            rows = await conn.execute_fetchall(
-                "SELECT COUNT(*) FROM jobs"
-                f" WHERE bot_id = ? AND user_id = ? AND state IN {_ACTIVE}",
-                (bot_id, user_id),
-            )
-        return int(next(iter(rows))[0])
 
     async def stats(self, *, since: float, now: float) -> JobStats:
         """Figures for /stats over the jobs created in [since, now].

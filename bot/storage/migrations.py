@@ -90,7 +90,7 @@ MIGRATIONS: tuple[Migration, ...] = (
             CREATE INDEX jobs_unfinished ON jobs (created_at, id)
             WHERE state IN {_ACTIVE_STATES}
             """,
-            # /history and the per-user active-job cap.
+            # /history: a user's recent jobs.
             "CREATE INDEX jobs_by_user ON jobs (bot_id, user_id, created_at, id)",
             # /stats over a time window.
             "CREATE INDEX jobs_by_created ON jobs (created_at)",

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Collection
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Collection, Hashable
 from contextlib import AbstractContextManager
 from typing import Any
 
@@ -15,8 +16,11 @@ from aiogram.utils.i18n import I18n
 from bot.storage.settings_repo import UserSettingsRepository
 from bot.telegram import texts
 from bot.telegram.i18n import locale_for, locale_scope
+from bot.telegram.origin import sender_id
 
 _MAX_TRACKED_USERS = 10_000
+# A denied user is told the bot is private at most this often (seconds).
+_DENIED_ANSWER_INTERVAL = 60.0
 
 Handler = Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]]
 
@@ -30,9 +34,12 @@ class UserSettingsMiddleware(BaseMiddleware):
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
         user: User | None = data.get("event_from_user")
         bot = data["bot"]
-        data["user_settings"] = (
-            await self._repository.get(bot.id, user.id) if user is not None else None
-        )
+        if user is None:
+            data["user_settings"] = None
+        else:
+            # An anonymous admin's commands use the settings of the group they speak as.
+            key = sender_id(event) if isinstance(event, Message) else user.id
+            data["user_settings"] = await self._repository.get(bot.id, key)
         return await handler(event, data)
 
 
@@ -40,7 +47,9 @@ class AccessMiddleware(BaseMiddleware):
     """An optional allowlist of users and chats; empty lists let everyone in.
 
     The bot's admins are always let in: an operator who lists a few friends must not lock
-    themselves out of /stats."""
+    themselves out of /stats. Runs after the flood limit, and tells a denied user at most
+    once a minute: each answer can meet a 429 and wait minutes in one of the update slots.
+    """
 
     def __init__(
         self,
@@ -48,11 +57,14 @@ class AccessMiddleware(BaseMiddleware):
         chat_ids: Collection[int],
         i18n: I18n,
         admin_ids: Collection[int] = (),
+        *,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._open = not user_ids and not chat_ids
         self._user_ids = frozenset(user_ids) | frozenset(admin_ids)
         self._chat_ids = frozenset(chat_ids)
         self._i18n = i18n
+        self._told = Cooldown(_DENIED_ANSWER_INTERVAL, clock=clock)
 
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
         if self._open:
@@ -65,18 +77,25 @@ class AccessMiddleware(BaseMiddleware):
             return await handler(event, data)
         with _telegram_locale(self._i18n, user):
             if isinstance(event, CallbackQuery):
+                # A press needs its answer, or the button spins; the flood limit bounds these.
                 await event.answer(texts.not_allowed(), show_alert=True)
-            elif isinstance(event, Message) and event.chat.type == "private":
+            elif (
+                isinstance(event, Message)
+                and event.chat.type == "private"
+                and self._told.ready(sender_id(event))
+            ):
                 await event.answer(texts.not_allowed())
         return None
 
 
 class FloodMiddleware(BaseMiddleware):
-    """A token bucket per user: bursts are fine, a flood is dropped before any work.
+    """A token bucket per sender: bursts are fine, a flood is dropped before any work.
 
     Updates are handled as concurrent tasks, so one user's flood cannot delay others;
     this keeps it from eating the database and the upstream service too. A dropped message
-    is answered once per flood, so a dropped /imagine is never lost in silence.
+    is answered once per flood, so a dropped /imagine is never lost in silence. In groups
+    only what is meant for the bot counts (commands, replies to it): a bot that reads all
+    messages must not tell a lively chat to slow down.
     """
 
     def __init__(
@@ -92,35 +111,35 @@ class FloodMiddleware(BaseMiddleware):
         self._burst = burst
         self._clock = clock
         self._buckets: dict[int, tuple[float, float]] = {}
-        # When each flooding user was last told to slow down: once per refill time at most.
-        self._warned_at: dict[int, float] = {}
+        # Who was last told to slow down: once per refill time at most.
+        self._warned = Cooldown(burst / rate, clock=clock)
 
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
         user: User | None = data.get("event_from_user")
-        if user is None or self._take(user.id):
+        if user is None:
+            return await handler(event, data)
+        if isinstance(event, Message):
+            if not _meant_for_bot(event, data["bot"].id):
+                return await handler(event, data)
+            key = sender_id(event)
+        else:
+            key = user.id
+        if self._take(key):
             return await handler(event, data)
         with _telegram_locale(self._i18n, user):
             # Every press needs its answer (or the button spins); a message needs one per flood.
             if isinstance(event, CallbackQuery) or (
-                isinstance(event, Message) and self._should_warn(user.id)
+                isinstance(event, Message) and self._warned.ready(key)
             ):
                 await event.answer(texts.slow_down())
         return None
 
-    def _should_warn(self, user_id: int) -> bool:
+    def _take(self, key: int) -> bool:
         now = self._clock()
-        last = self._warned_at.get(user_id)
-        if last is not None and now - last < self._burst / self._rate:
-            return False
-        self._warned_at[user_id] = now
-        return True
-
-    def _take(self, user_id: int) -> bool:
-        now = self._clock()
-        tokens, last = self._buckets.get(user_id, (float(self._burst), now))
+        tokens, last = self._buckets.get(key, (float(self._burst), now))
         tokens = min(float(self._burst), tokens + (now - last) * self._rate)
         allowed = tokens >= 1.0
-        self._buckets[user_id] = (tokens - 1.0 if allowed else tokens, now)
+        self._buckets[key] = (tokens - 1.0 if allowed else tokens, now)
         if len(self._buckets) > _MAX_TRACKED_USERS:
             self._forget_idle(now)
         return allowed
@@ -129,7 +148,50 @@ class FloodMiddleware(BaseMiddleware):
         # A user idle long enough to refill from empty has a full bucket, the default.
         refill = self._burst / self._rate
         self._buckets = {u: b for u, b in self._buckets.items() if now - b[1] < refill}
-        self._warned_at = {u: t for u, t in self._warned_at.items() if u in self._buckets}
+
+
+class Cooldown:
+    """At most one "yes" per key per `interval` seconds; forgets keys once their interval
+    is over, and never holds more than `max_keys` (the oldest go first)."""
+
+    def __init__(
+        self,
+        interval: float,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        max_keys: int = _MAX_TRACKED_USERS,
+    ) -> None:
+        self._interval = interval
+        self._clock = clock
+        self._max_keys = max_keys
+        # Oldest first: a key moves to the end when written, so its place is its time.
+        self._last: OrderedDict[Hashable, float] = OrderedDict()
+
+    def ready(self, key: Hashable) -> bool:
+        now = self._clock()
+        last = self._last.get(key)
+        if last is not None and now - last < self._interval:
+            return False
+        self._last[key] = now
+        self._last.move_to_end(key)
+        while len(self._last) > self._max_keys or (
+            now - next(iter(self._last.values())) >= self._interval
+        ):
+            self._last.popitem(last=False)
+        return True
+
+    def __len__(self) -> int:
+        return len(self._last)
+
+
+def _meant_for_bot(message: Message, bot_id: int) -> bool:
+    if message.chat.type == "private":
+        return True
+    text = message.text or message.caption or ""
+    replied = message.reply_to_message
+    return text.startswith("/") or (
+        replied is not None and replied.from_user is not None and replied.from_user.id == bot_id
+    )
 
 
 def _telegram_locale(i18n: I18n, user: User | None) -> AbstractContextManager[None]:

@@ -8,7 +8,14 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from bot.arta.catalogue import MODELS, model_from_slug, model_slug, resolve_model, suggest_models
+from bot.arta.catalogue import (
+    MAX_MODEL_WORDS,
+    MODELS,
+    find_model,
+    model_from_slug,
+    model_slug,
+    suggest_models,
+)
 from bot.arta.errors import UnknownModelError
 from bot.jobs.routing import SEPARATOR, ProviderSet
 
@@ -51,13 +58,22 @@ class ModelMenu:
     def page_of(self, model: str) -> int:
         return next((n for n, page in enumerate(self.pages) if model in page), 0)
 
+    def find(self, text: str) -> str | None:
+        """The qualified name for what a user typed, or None; cheap (no suggestions)."""
+        if self.providers is None:
+            return find_model(text)
+        choice = self.providers.choose(text)
+        if choice is None:
+            return None
+        return self.providers.qualified(choice.provider, choice.info.name)
+
     def resolve(self, text: str) -> str:
         """The qualified name for what a user typed; UnknownModelError if no one has it."""
+        found = self.find(text)
+        if found is not None:
+            return found
         if self.providers is None:
-            return resolve_model(text)
-        choice = self.providers.choose(text)
-        if choice is not None:
-            return self.providers.qualified(choice.provider, choice.info.name)
+            raise UnknownModelError(text, suggest_models(text))
         name, sep, _ = text.partition(SEPARATOR)
         if sep and self.providers.get(name.strip().lower()) is not None:
             raise UnknownModelError(text, tuple(n for n in self.names if n.startswith(name)))
@@ -91,20 +107,21 @@ def resolve_leading(menu: ModelMenu, value: str) -> tuple[str, str]:
     gives "flux a fox": the longest leading words that name a model are the model, and
     the words after it belong to the prompt."""
     words = value.split()
-    first: UnknownModelError | None = None
-    for end in range(len(words), 0, -1):
-        try:
-            return menu.resolve(" ".join(words[:end])), " ".join(words[end:])
-        except UnknownModelError as error:
-            first = first or error
-    # Nothing matched: suggest for the whole value (a typo in a long name), or else for
-    # its first word (the likely model in "--model fluxx a fox").
-    if first is None:
+    if not words:
         raise UnknownModelError(value, ())
-    if first.suggestions or len(words) == 1:
-        raise first
+    # Only as many words as the longest name: trying every prefix of a 4,000-character
+    # value, with suggestions for each miss, cost 0.5 s of CPU per message.
+    for end in range(min(len(words), MAX_MODEL_WORDS), 0, -1):
+        found = menu.find(" ".join(words[:end]))
+        if found is not None:
+            return found, " ".join(words[end:])
+    # Nothing matched: suggest for the leading words (a typo in a long name), or else for
+    # the first word (the likely model in "--model fluxx a fox"). Suggestions are the
+    # costly part: computed at most twice, on short input.
     try:
-        menu.resolve(words[0])
+        menu.resolve(" ".join(words[:MAX_MODEL_WORDS]))
     except UnknownModelError as error:
-        raise error from None
-    raise first  # unreachable in practice: words[0] alone would have matched above
+        if error.suggestions or len(words) == 1:
+            raise
+    menu.resolve(words[0])
+    raise UnknownModelError(value, ())  # unreachable: words[0] alone would have matched

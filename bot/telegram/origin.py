@@ -34,12 +34,24 @@ class Origin:
         )
 
 
-def origin_of_message(message: Message, bot_id: int, language: str) -> Origin:
+def sender_id(message: Message) -> int:
+    """Who a message is from, for limits and ownership: the user, or for an anonymous
+    admin or a channel the chat they speak as (a negative id, never a user's).
+
+    Telegram sends every anonymous admin's messages, in every group, as one user
+    (GroupAnonymousBot, id 1087968824) with `sender_chat` set to the group; keyed by user
+    id alone they would all share one flood bucket, one job rate and each other's buttons."""
+    if message.sender_chat is not None:
+        return message.sender_chat.id
     assert message.from_user is not None
+    return message.from_user.id
+
+
+def origin_of_message(message: Message, bot_id: int, language: str) -> Origin:
     return Origin(
         bot_id=bot_id,
         chat_id=message.chat.id,
-        user_id=message.from_user.id,
+        user_id=sender_id(message),
         language=language,
         request_message_id=message.message_id,
         thread_id=message.message_thread_id if message.is_topic_message else None,

@@ -237,10 +237,6 @@ def not_your_button() -> str:
     return _("Only the person who asked for this can press its buttons.")
 
 
-def job_gone() -> str:
-    return _("I can't find that request any more.")
-
-
 def history(lines: list[str]) -> str:
     if not lines:
         return _("You have no pictures yet. Try /imagine a fox in the snow")

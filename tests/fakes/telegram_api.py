@@ -153,6 +153,10 @@ def bad_request(detail: str) -> ApiError:
     return ApiError(400, f"Bad Request: {detail}")
 
 
+# GroupAnonymousBot: the sender Telegram shows for anonymous group admins' messages.
+ANONYMOUS_ADMIN_ID = 1087968824
+
+
 @dataclass
 class FakeUser:
     id: int
@@ -255,6 +259,7 @@ class StoredMessage:
     date: int
     from_bot: bool
     sender: dict[str, Any]  # the API User who sent it
+    sender_chat: dict[str, Any] | None = None  # the chat an anonymous admin speaks as
     text: str | None = None
     caption: str | None = None
     entities: list[dict] = field(default_factory=list)  # of the text or the caption
@@ -290,6 +295,8 @@ class StoredMessage:
             "chat": self.chat.to_api(),
             "from": self.sender,
         }
+        if self.sender_chat is not None:
+            data["sender_chat"] = self.sender_chat
         if self.text is not None:
             data["text"] = self.text
             if self.entities:
@@ -634,6 +641,7 @@ class FakeTelegram:
         text: str,
         reply_to: int | None = None,
         entities: list[dict] | None = None,
+        _push: bool = True,
     ) -> StoredMessage:
         """A user writes `text`; the bot gets a "message" update. A leading /command gets
         its bot_command entity, as Telegram clients add it."""
@@ -645,6 +653,20 @@ class FakeTelegram:
         message = self._user_message(bot, chat, user, reply_to)
         message.text = text
         message.entities = entities
+        if _push:
+            self._push_message_update(bot, message)
+        return message
+
+    def send_as_anonymous_admin(self, bot: FakeBot, chat: FakeChat, text: str) -> StoredMessage:
+        """An anonymous admin of `chat` writes `text`. Telegram sends every such message as
+        from GroupAnonymousBot (id 1087968824, the same in every group) with `sender_chat`
+        the group itself."""
+        anonymous = self.users.get(ANONYMOUS_ADMIN_ID) or FakeUser(
+            ANONYMOUS_ADMIN_ID, "Group", None, "GroupAnonymousBot", is_bot=True
+        )
+        self.users[ANONYMOUS_ADMIN_ID] = anonymous
+        message = self.send_text(bot, chat, anonymous, text, entities=None, _push=False)
+        message.sender_chat = chat.to_api()
         self._push_message_update(bot, message)
         return message
 

@@ -9,7 +9,7 @@ from aiogram.types import Message
 from bot.storage.jobs_repo import JobRepository
 from bot.storage.records import JobState
 from bot.telegram import keyboards, texts
-from bot.telegram.origin import answer
+from bot.telegram.origin import answer, sender_id
 
 
 def make_router() -> Router:
@@ -29,11 +29,10 @@ _STATE_MARKS = {
 
 
 async def show_history(message: Message, bot: Bot, jobs: JobRepository) -> None:
-    assert message.from_user is not None
     # This chat's jobs only: a /history in a group must not show what was asked in private,
     # and a Repeat button works in the chat of its job.
     recent = await jobs.recent_for_user(
-        bot.id, message.from_user.id, limit=HISTORY_SIZE, chat_id=message.chat.id
+        bot.id, sender_id(message), limit=HISTORY_SIZE, chat_id=message.chat.id
     )
     lines = [
         texts.history_line(

@@ -43,6 +43,11 @@ async def imagine(
 ) -> None:
     if await jobs.find_by_request(bot.id, message.chat.id, message.message_id) is not None:
         return  # Telegram sent this message again after a crash; its job already exists
+    limits = config.limits
+    if len(command.args or "") > max_command_length(config):
+        # Checked before any parsing, so the cost of a message is bounded by the limits.
+        await answer(message, texts.prompt_too_long(limits.max_prompt_length))
+        return
     try:
         args = parse_imagine(command.args or "")
     except ArgumentError as error:
@@ -58,7 +63,6 @@ async def imagine(
     if not prompt:
         await answer(message, texts.usage())
         return
-    limits = config.limits
     if len(prompt) > limits.max_prompt_length:
         await answer(message, texts.prompt_too_long(limits.max_prompt_length))
         return
@@ -72,6 +76,15 @@ async def imagine(
         await starter.offer_picker(bot, origin, params, default_model=default_model)
     else:
         await starter.start(bot, origin, params)
+
+
+# Room for the flags around a prompt and a negative prompt of the longest allowed lengths.
+_FLAGS_ROOM = 200
+
+
+def max_command_length(config: Config) -> int:
+    """The longest /imagine arguments that can be valid."""
+    return config.limits.max_prompt_length + config.limits.max_negative_length + _FLAGS_ROOM
 
 
 def default_model_of(settings: UserSettings, config: Config) -> str:

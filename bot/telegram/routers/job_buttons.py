@@ -4,6 +4,7 @@ after; Repeat from /history."""
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 from aiogram import Bot, Router
 from aiogram.exceptions import TelegramBadRequest
@@ -12,13 +13,12 @@ from aiogram.utils.i18n import I18n
 
 from bot.config import Config
 from bot.jobs.runner import JobRunner
-from bot.storage.jobs_repo import JobRepository
 from bot.storage.records import JobRecord, JobState, UserSettings
 from bot.telegram import texts
 from bot.telegram.callbacks import JobAction, JobCb
 from bot.telegram.debounce import PressDebounce
 from bot.telegram.origin import origin_of_job
-from bot.telegram.permissions import may_press
+from bot.telegram.permissions import Button, ButtonGuard
 from bot.telegram.routers.imagine import default_model_of
 from bot.telegram.starter import JobStarter
 
@@ -26,30 +26,34 @@ from bot.telegram.starter import JobStarter
 def make_router() -> Router:
     # A new Router per call: aiogram attaches a router to one dispatcher only.
     router = Router(name="job_buttons")
+    router.callback_query.middleware(ButtonGuard(_job_button))
     router.callback_query(JobCb.filter())(press_job_button)
     return router
+
+
+async def _job_button(callback: CallbackQuery, data: dict[str, Any]) -> Button | None:
+    job = await data["jobs"].get(data["callback_data"].job_id)
+    chat_id = data["button_message"].chat.id
+    if job is None or job.bot_id != data["bot"].id or job.chat_id != chat_id:
+        return None
+    data["job"] = job
+    return Button(owner=job.user_id)
 
 
 async def press_job_button(
     callback: CallbackQuery,
     callback_data: JobCb,
+    job: JobRecord,
+    button_message: Message,
     bot: Bot,
     config: Config,
-    jobs: JobRepository,
     runner: JobRunner,
     starter: JobStarter,
     user_settings: UserSettings,
     i18n: I18n,
     debounce: PressDebounce,
 ) -> None:
-    job = await jobs.get(callback_data.job_id)
-    message = callback.message
-    if job is None or job.bot_id != bot.id or message is None or job.chat_id != message.chat.id:
-        await callback.answer(texts.button_expired(), show_alert=True)
-        return
-    if not await may_press(bot, callback, job.user_id, config.access.admin_ids):
-        await callback.answer(texts.not_your_button(), show_alert=True)
-        return
+    message = button_message
     if callback_data.action is JobAction.CANCEL:
         await _cancel(callback, job, runner)
         return

@@ -3,12 +3,13 @@ the negative prompt, since buttons cannot carry free text)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from aiogram import Bot, F, Router
 from aiogram.exceptions import TelegramBadRequest
 from aiogram.filters import Command, CommandObject
 from aiogram.types import (
     CallbackQuery,
-    InaccessibleMessage,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
     Message,
@@ -24,8 +25,8 @@ from bot.telegram import keyboards, texts
 from bot.telegram.callbacks import SettingsCb, SettingsField
 from bot.telegram.i18n import locale_for
 from bot.telegram.model_menu import ModelMenu
-from bot.telegram.origin import answer
-from bot.telegram.permissions import may_press
+from bot.telegram.origin import answer, sender_id
+from bot.telegram.permissions import Button, ButtonGuard
 from bot.telegram.routers.imagine import default_model_of
 
 
@@ -33,8 +34,13 @@ def make_router() -> Router:
     # A new Router per call: aiogram attaches a router to one dispatcher only.
     router = Router(name="settings")
     router.message(Command("settings"), F.from_user)(show_settings)
+    router.callback_query.middleware(ButtonGuard(_settings_button))
     router.callback_query(SettingsCb.filter())(press_settings)
     return router
+
+
+async def _settings_button(callback: CallbackQuery, data: dict[str, Any]) -> Button:
+    return Button(owner=data["callback_data"].owner, personal=True)
 
 
 _LANGUAGES = ("en", "ru", "auto")
@@ -50,7 +56,7 @@ async def show_settings(
     settings_repository: UserSettingsRepository,
     user_settings: UserSettings,
 ) -> None:
-    assert message.from_user is not None
+    owner = sender_id(message)
     field, _, value = (command.args or "").strip().partition(" ")
     if field.lower() in {"neg", "negative"}:
         value = value.strip()
@@ -62,17 +68,14 @@ async def show_settings(
             negative = ""
         elif not value or value.lower() in _NEGATIVE_DEFAULT:
             negative = None
-        user_settings = await settings_repository.update(
-            bot.id, message.from_user.id, negative_prompt=negative
-        )
-    await answer(
-        message, _menu_text(user_settings, config), reply_markup=_menu(message.from_user.id)
-    )
+        user_settings = await settings_repository.update(bot.id, owner, negative_prompt=negative)
+    await answer(message, _menu_text(user_settings, config), reply_markup=_menu(owner))
 
 
 async def press_settings(
     callback: CallbackQuery,
     callback_data: SettingsCb,
+    button_message: Message,
     bot: Bot,
     config: Config,
     i18n: I18n,
@@ -80,14 +83,12 @@ async def press_settings(
     user_settings: UserSettings,
     model_menu: ModelMenu,
 ) -> None:
-    message = callback.message
-    if message is None or isinstance(message, InaccessibleMessage):
-        await callback.answer(texts.button_expired(), show_alert=True)
-        return
-    if not await may_press(bot, callback, callback_data.owner, ()):
-        await callback.answer(texts.not_your_button(), show_alert=True)
-        return
+    message = button_message
     owner, field, value = callback_data.owner, callback_data.field, callback_data.value
+    if callback.from_user.id != owner:
+        # A group's own settings pressed by one of its admins: toggle what the menu shows,
+        # not the presser's own settings.
+        user_settings = await settings_repository.get(bot.id, owner)
     changes = _changes(field, value, user_settings)
     if changes is None:
         await _edit(message, _submenu_text(field), _submenu(field, owner))
