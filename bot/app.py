@@ -22,10 +22,9 @@ from aiohttp import web
 from bot.arta.client import ArtaClient
 from bot.config import Config, ConfigError
 from bot.jobs.runner import JobRunner, RunnerLimits
-from bot.storage.database import Database
-from bot.storage.jobs_repo import JobRepository
-from bot.storage.settings_repo import UserSettingsRepository
-from bot.storage.tokens import SqliteTokenStore
+from bot.storage.engine import open_storage
+from bot.storage.file_lock import DatabaseInUseError
+from bot.storage.interface import Storage
 from bot.telegram.commands import register_commands
 from bot.telegram.debounce import PressDebounce
 from bot.telegram.i18n import UserLocaleMiddleware, make_i18n
@@ -54,18 +53,18 @@ class BotApp:
         self,
         *,
         config: Config,
-        db: Database,
+        storage: Storage,
         arta: ArtaClient,
         bots: list[Bot],
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.config = config
-        self.db = db
+        self.storage = storage
         self.arta = arta
         self.bots = bots
         self.i18n = make_i18n()
-        self.jobs = JobRepository(db)
-        self.settings = UserSettingsRepository(db)
+        self.jobs = storage.jobs
+        self.settings = storage.settings
         self.observer = TelegramJobObserver(
             bots={bot.id: bot for bot in bots},
             arta=arta,
@@ -99,7 +98,7 @@ class BotApp:
         cls,
         config: Config,
         *,
-        arta: Callable[[Config, Database], ArtaClient] | None = None,
+        arta: Callable[[Config, Storage], ArtaClient] | None = None,
         bot_api_sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> BotApp:
         """Open the store and the clients, and check every token with Telegram.
@@ -117,19 +116,24 @@ class BotApp:
         except BaseException:
             await _close_bots(bots)
             raise
+        database = config.database
+        url = database.url.get_secret_value()
         try:
-            db = await Database.open(config.database.path)
+            storage = await open_storage(database.path, url)
+        except DatabaseInUseError as error:
+            await _close_bots(bots)
+            raise StartupError(str(error)) from None
         except Exception as error:
             await _close_bots(bots)
-            raise StartupError(
-                f"database.path: cannot open {config.database.path!r}: {error}"
-            ) from None
+            # The URL may hold a password: name the key, not the value.
+            where = "database.url" if url else f"database.path: cannot open {database.path!r}"
+            raise StartupError(f"{where}: {type(error).__name__}: {error}") from None
         client = (
-            arta(config, db)
+            arta(config, storage)
             if arta is not None
-            else ArtaClient(config.arta.to_settings(), token_store=SqliteTokenStore(db))
+            else ArtaClient(config.arta.to_settings(), token_store=storage.tokens)
         )
-        return cls(config=config, db=db, arta=client, bots=bots)
+        return cls(config=config, storage=storage, arta=client, bots=bots)
 
     async def run(self, *, handle_signals: bool = True) -> None:
         """Serve in the configured mode until stopped; unfinished jobs stay saved."""
@@ -204,8 +208,7 @@ class BotApp:
     async def health(self) -> tuple[bool, dict[str, object]]:
         """For GET /healthz: is the store usable, and how the upstream has been doing."""
         try:
-            async with self.db.reading() as conn:
-                await conn.execute_fetchall("SELECT 1")
+            await self.storage.ping()
             database = "ok"
         except Exception as error:
             database = f"error: {type(error).__name__}"
@@ -250,7 +253,7 @@ class BotApp:
         await self.runner.stop()
         await self.arta.close()
         await _close_bots(self.bots)
-        await self.db.close()
+        await self.storage.close()
         log.info("stopped")
 
     def _build_dispatcher(self) -> Dispatcher:

@@ -55,6 +55,9 @@ class CheckFailed(Exception):
 
 
 async def _check_database(config: Config) -> str:
+    url = config.database.url.get_secret_value()
+    if url:
+        return await _check_postgres(url)
     try:
         async with await Database.open(config.database.path) as db:
             version = await schema_version(db)
@@ -62,6 +65,21 @@ async def _check_database(config: Config) -> str:
     except Exception as error:
         raise CheckFailed(f"cannot open {config.database.path}: {error}") from None
     return f"{config.database.path}, schema v{version}, journal {mode}"
+
+
+async def _check_postgres(url: str) -> str:
+    from bot.storage.postgres.database import open_postgres, redact_url
+
+    try:
+        # No migrations: the check must not change a database the bot may be serving.
+        storage = await open_postgres(url, run_migrations=False)
+        try:
+            version = await storage.schema_version()
+        finally:
+            await storage.close()
+    except Exception as error:
+        raise CheckFailed(f"cannot open {redact_url(url)}: {type(error).__name__}") from None
+    return f"{redact_url(url)}, schema v{version}"
 
 
 async def _check_arta(config: Config) -> str:

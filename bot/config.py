@@ -107,6 +107,18 @@ class ArtaConfig(_Section):
 
 class DatabaseConfig(_Section):
     path: str = "data/bot.db"
+    # postgresql://user:password@host/db selects PostgreSQL (several bot processes on one
+    # database); empty keeps the SQLite file at `path`. A secret: it may hold a password.
+    url: SecretStr = SecretStr("")
+
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, value: SecretStr) -> SecretStr:
+        url = value.get_secret_value().strip()
+        if url and not url.startswith(("postgresql://", "postgres://")):
+            # Never echo the value: it may carry a password.
+            raise ValueError("must start with postgresql:// (or be empty for SQLite)")
+        return SecretStr(url)
 
 
 class DefaultsConfig(_Section):
@@ -181,6 +193,7 @@ ENVIRONMENT_KEYS: Mapping[str, str] = {
     "ARTA_API_URL": "arta.api_url",
     "ARTA_PROXY": "arta.proxy",
     "DATABASE_PATH": "database.path",
+    "DATABASE_URL": "database.url",
     "LOG_LEVEL": "log.level",
     "LOG_FORMAT": "log.format",
 }

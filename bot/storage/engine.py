@@ -1,0 +1,76 @@
+"""Open the storage engine the config asks for: PostgreSQL for a `database.url`, else SQLite."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Literal
+
+from bot.storage.database import MEMORY, Database
+from bot.storage.file_lock import FileLock
+from bot.storage.interface import Storage
+from bot.storage.jobs_repo import JobRepository
+from bot.storage.migrations import schema_version
+from bot.storage.settings_repo import UserSettingsRepository
+from bot.storage.tokens import SqliteTokenStore
+
+
+class SqliteStorage:
+    """The embedded default: one file, one process (held by a lock, see file_lock.py)."""
+
+    engine: Literal["sqlite"] = "sqlite"
+
+    def __init__(self, db: Database, lock: FileLock | None = None) -> None:
+        self.db = db
+        self._lock = lock
+        self.jobs = JobRepository(db)
+        self.settings = UserSettingsRepository(db)
+        self.tokens = SqliteTokenStore(db)
+
+    @property
+    def location(self) -> str:
+        return self.db.path
+
+    async def ping(self) -> None:
+        async with self.db.reading() as conn:
+            await conn.execute_fetchall("SELECT 1")
+
+    async def schema_version(self) -> int:
+        return await schema_version(self.db)
+
+    async def close(self) -> None:
+        try:
+            await self.db.close()
+        finally:
+            if self._lock is not None:
+                self._lock.release()
+
+
+async def open_sqlite(path: str | Path, *, exclusive: bool = True) -> SqliteStorage:
+    """Open the SQLite file; with `exclusive`, refuse if another process has it open."""
+    lock: FileLock | None = None
+    if exclusive and str(path) != MEMORY:
+        lock = await asyncio.to_thread(_lock_file, path)
+    try:
+        db = await Database.open(path)
+    except BaseException:
+        if lock is not None:
+            lock.release()
+        raise
+    return SqliteStorage(db, lock)
+
+
+def _lock_file(path: str | Path) -> FileLock:
+    file = Path(path).expanduser()
+    file.parent.mkdir(parents=True, exist_ok=True)
+    return FileLock.acquire(file)
+
+
+async def open_storage(path: str | Path, url: str = "") -> Storage:
+    """PostgreSQL when `url` is set (postgresql://...), otherwise the SQLite file at `path`."""
+    if url:
+        # Imported here: a SQLite user needs no PostgreSQL driver loaded.
+        from bot.storage.postgres import open_postgres
+
+        return await open_postgres(url)
+    return await open_sqlite(path)
