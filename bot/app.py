@@ -9,7 +9,6 @@ import secrets
 import signal
 import time
 from collections.abc import Awaitable, Callable
-from contextlib import suppress
 from typing import Any
 
 from aiogram import Bot, Dispatcher
@@ -190,10 +189,11 @@ class BotApp:
                 for signum in (signal.SIGTERM, signal.SIGINT):
                     loop.add_signal_handler(signum, self._stop_requested.set)
             await self._stop_requested.wait()
-            log.info("stopping: removing webhooks")
-            for bot in self.bots:
-                with suppress(TelegramAPIError):
-                    await bot.delete_webhook()
+            # The webhook stays set. In a deploy the new process has already set the same
+            # URL (getWebhookInfo shows no secret, so it cannot be told from ours), and
+            # deleting it would cut the new process off. Left set, nothing is lost either:
+            # Telegram keeps an undelivered update and retries it for up to 24 hours.
+            log.info("stopping: the webhook stays set for the next process")
             for receiver in receivers:
                 await receiver.drain(within=5)
         finally:
