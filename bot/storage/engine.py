@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -10,6 +11,7 @@ from bot.storage.database import MEMORY, Database
 from bot.storage.file_lock import FileLock
 from bot.storage.interface import Storage
 from bot.storage.jobs_repo import JobRepository
+from bot.storage.leadership import Leadership, SoleLeadership
 from bot.storage.migrations import schema_version
 from bot.storage.settings_repo import UserSettingsRepository
 from bot.storage.tokens import SqliteTokenStore
@@ -37,6 +39,10 @@ class SqliteStorage:
 
     async def schema_version(self) -> int:
         return await schema_version(self.db)
+
+    def leadership(self, bot_ids: Sequence[int], *, interval: float) -> Leadership:
+        # The file lock already makes this the only process on the database.
+        return SoleLeadership()
 
     async def close(self) -> None:
         try:

@@ -11,6 +11,7 @@ from collections.abc import Collection, Sequence
 from typing import Any, Literal, Protocol
 
 from bot.arta.types import ArtaToken
+from bot.storage.leadership import Leadership
 from bot.storage.records import JobRecord, JobStats, NewJob, StoredImage, UserSettings
 
 Engine = Literal["sqlite", "postgresql"]
@@ -82,5 +83,9 @@ class Storage(Protocol):
         ...
 
     async def schema_version(self) -> int: ...
+
+    def leadership(self, bot_ids: Sequence[int], *, interval: float) -> Leadership:
+        """Who polls these bots and runs jobs among processes on this database."""
+        ...
 
     async def close(self) -> None: ...

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Literal
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
 from bot.storage.postgres.jobs_repo import PostgresJobRepository
+from bot.storage.postgres.leader import PostgresLeadership
 from bot.storage.postgres.migrations import migrate, schema_version
 from bot.storage.postgres.settings_repo import PostgresSettingsRepository
 from bot.storage.postgres.tokens import PostgresTokenStore
@@ -62,6 +64,9 @@ class PostgresStorage:
     async def schema_version(self) -> int:
         async with self._pool.acquire() as conn:
             return await schema_version(conn)
+
+    def leadership(self, bot_ids: Sequence[int], *, interval: float) -> PostgresLeadership:
+        return PostgresLeadership(self._pool, bot_ids, interval=interval)
 
     async def close(self) -> None:
         if self._closed:
