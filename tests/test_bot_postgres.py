@@ -3,15 +3,19 @@ through the real Bot API and ARTA paths against the fakes."""
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import pytest
 
+from bot.app import BotApp, StartupError
 from bot.checks import _check_database
 from bot.config import Config, ConfigError, load_config
 from bot.storage import JobState
 from bot.storage.postgres import PostgresStorage, open_postgres
-from tests.harness import running_bot
+from tests.fakes.arta_server import FakeArta
+from tests.fakes.telegram_api import FakeTelegram
+from tests.harness import TOKEN, make_config, running_bot
 
 
 async def test_an_imagine_on_postgres_is_delivered_and_its_job_and_token_are_kept(
@@ -60,3 +64,22 @@ def test_database_url_comes_from_the_environment_and_a_wrong_scheme_is_named() -
     with pytest.raises(ConfigError, match=r"^database.url: must start with postgresql://") as bad:
         load_config(None, {"DATABASE_URL": "mysql://bot:secretpw@db/bot"})
     assert "secretpw" not in str(bad.value)
+
+
+async def test_an_unreachable_database_stops_start_up_with_one_line_without_the_password(
+    tmp_path: Path,
+) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    # Nothing listens on `port` once the probe is closed.
+    url = f"postgresql://bot:hunter2@127.0.0.1:{port}/bot"
+    async with FakeTelegram() as tg, FakeArta() as arta:
+        tg.add_bot(TOKEN, "arta_test1_bot")
+        config = make_config(tg, arta, tmp_path / "bot.db", (TOKEN,), database={"url": url})
+        with pytest.raises(StartupError) as caught:
+            await BotApp.create(config)
+    message = str(caught.value)
+    assert message.startswith("database.url: ")
+    assert "\n" not in message
+    assert "hunter2" not in message
