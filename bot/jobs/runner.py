@@ -26,6 +26,7 @@ from bot.arta.errors import (
 )
 from bot.arta.types import Done, GenerationRequest, InProgress, Queued
 from bot.jobs.fair_queue import FairQueue
+from bot.jobs.guards import TransitionLostError
 from bot.jobs.observer import (
     DeliveryError,
     FailureKind,
@@ -287,6 +288,9 @@ class JobRunner:
             if job.id not in self._cancel_requested:
                 raise  # shutdown: the job stays as saved and resumes on the next start
             await self._finish_cancelled(job)
+        except TransitionLostError as lost:
+            # Whoever moved the job on owns what happens next; tell the user nothing.
+            self._log(job, "lost", transition=lost.transition)
         except ArtaError as error:
             await self._finish_failed(job, _failure_from(error))
         except DeliveryError as error:
@@ -299,7 +303,8 @@ class JobRunner:
         request = _request_from(job)
         record_id = await self._arta.submit(request, account=str(job.bot_id))
         now = self._clock()
-        await self._jobs.mark_submitted(job.id, record_id, now=now)
+        if not await self._jobs.mark_submitted(job.id, record_id, now=now):
+            raise TransitionLostError(job.id, "submitted")
         job = replace(job, state=JobState.SUBMITTED, record_id=record_id, submitted_at=now)
         self._log(job, "submitted", record=record_id)
         await self._notify(job, Progress(Stage.QUEUED))
@@ -318,9 +323,10 @@ class JobRunner:
             if isinstance(event, Done):
                 results = tuple(StoredImage(i.url, i.blurred, i.mime) for i in event.images)
                 now = self._clock()
-                await self._jobs.mark_delivering(
+                if not await self._jobs.mark_delivering(
                     job.id, results, event.seed, now=now, polls=event.polls
-                )
+                ):
+                    raise TransitionLostError(job.id, "delivering")
                 job = replace(
                     job,
                     state=JobState.DELIVERING,
