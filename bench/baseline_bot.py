@@ -19,7 +19,7 @@ from bot.app import BotApp
 from bot.arta.client import ArtaClient
 from bot.config import Config, load_config
 from bot.logging_setup import setup_logging
-from bot.storage.database import Database
+from bot.storage.interface import Storage
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging(config.log.level, config.log.format, secrets=config.require_tokens())
     token_file = Path(args.config).resolve().parent / "baseline-token.json"
 
-    def client(config: Config, db: Database) -> ArtaClient:
+    def client(config: Config, storage: Storage) -> ArtaClient:
         baseline = BaselineClient(
             config.arta.to_settings(), token_file=token_file, poll_interval=args.poll_interval
         )

@@ -1,6 +1,7 @@
-"""`python -m bot [run|check] [--config PATH] [--mode polling|webhook]`.
+"""`python -m bot [run|check|migrate-db] [--config PATH] [--mode polling|webhook] [--to URL]`.
 
-`run` (the default) serves until SIGTERM or Ctrl-C; `check` tests the set-up and exits.
+`run` (the default) serves until SIGTERM or Ctrl-C; `check` tests the set-up and exits;
+`migrate-db --to postgresql://...` copies the SQLite database into an empty PostgreSQL one.
 """
 
 from __future__ import annotations
@@ -23,9 +24,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "command",
         nargs="?",
-        choices=("run", "check"),
+        choices=("run", "check", "migrate-db"),
         default="run",
-        help="run the bot (default), or check the config, database, ARTA and Telegram",
+        help="run the bot (default), check the config, database, ARTA and Telegram, or copy "
+        "the SQLite database to PostgreSQL",
     )
     parser.add_argument(
         "--config",
@@ -34,6 +36,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--mode", choices=("polling", "webhook"), help="override the config's mode (BOT_MODE)"
     )
+    parser.add_argument(
+        "--to", metavar="URL", help="migrate-db: the empty PostgreSQL database to fill"
+    )
     args = parser.parse_args(argv)
     try:
         config_path = _config_path(args.config)
@@ -41,6 +46,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.mode:
             environ["BOT_MODE"] = args.mode
         config = load_config(config_path, environ)
+        if args.command == "migrate-db":
+            return _migrate_db(config.database.path, args.to)
         config.require_tokens()  # no token: one config error line, now
     except ConfigError as error:
         sys.stderr.write(f"config error: {error}\n")
@@ -73,6 +80,29 @@ def _check(config: Config, secrets: tuple[str, ...]) -> int:
     for result in results:
         sys.stdout.write(redact(result.line()) + "\n")
     return 0 if all(result.ok for result in results) else 1
+
+
+def _migrate_db(sqlite_path: str, url: str | None) -> int:
+    if not url or not url.startswith(("postgresql://", "postgres://")):
+        raise ConfigError("--to", "give the target database as --to postgresql://...")
+    import asyncpg
+
+    from bot.storage.file_lock import DatabaseInUseError
+    from bot.storage.migrate_db import MigrateError, copy_sqlite_to_postgres
+    from bot.storage.postgres.database import redact_url
+
+    if not Path(sqlite_path).expanduser().is_file():
+        raise ConfigError("database.path", f"no SQLite database at {sqlite_path}")
+    try:
+        report = asyncio.run(copy_sqlite_to_postgres(sqlite_path, url))
+    except (MigrateError, DatabaseInUseError) as error:
+        sys.stderr.write(f"migrate-db: {error}\n")
+        return 1
+    except (OSError, asyncpg.PostgresError) as error:
+        sys.stderr.write(f"migrate-db: {redact_url(url)}: {type(error).__name__}: {error}\n")
+        return 1
+    sys.stdout.write(report.line() + "\n")
+    return 0
 
 
 def _config_path(option: str | None) -> Path | None:

@@ -56,6 +56,9 @@ class CheckFailed(Exception):
 
 
 async def _check_database(config: Config) -> str:
+    url = config.database.url.get_secret_value()
+    if url:
+        return await _check_postgres(url)
     path = config.database.path
     # A check changes nothing: read-only, so a missing file is reported, not created, and
     # an old schema is reported, not migrated.
@@ -76,6 +79,21 @@ async def _check_database(config: Config) -> str:
 
 def _is_file(path: str) -> bool:
     return Path(path).expanduser().is_file()
+
+
+async def _check_postgres(url: str) -> str:
+    from bot.storage.postgres.database import open_postgres, redact_url
+
+    try:
+        # No migrations: the check must not change a database the bot may be serving.
+        storage = await open_postgres(url, run_migrations=False)
+        try:
+            version = await storage.schema_version()
+        finally:
+            await storage.close()
+    except Exception as error:
+        raise CheckFailed(f"cannot open {redact_url(url)}: {type(error).__name__}") from None
+    return f"{redact_url(url)}, schema v{version}"
 
 
 async def _check_arta(config: Config) -> str:

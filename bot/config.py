@@ -224,6 +224,18 @@ class ProvidersConfig(_Section):
 
 class DatabaseConfig(_Section):
     path: str = "data/bot.db"
+    # postgresql://user:password@host/db selects PostgreSQL (several bot processes on one
+    # database); empty keeps the SQLite file at `path`. A secret: it may hold a password.
+    url: SecretStr = SecretStr("")
+
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, value: SecretStr) -> SecretStr:
+        url = value.get_secret_value().strip()
+        if url and not url.startswith(("postgresql://", "postgres://")):
+            # Never echo the value: it may carry a password.
+            raise ValueError("must start with postgresql:// (or be empty for SQLite)")
+        return SecretStr(url)
 
 
 class DefaultsConfig(_Section):
@@ -330,6 +342,7 @@ ENVIRONMENT_KEYS: Mapping[str, str] = {
     # The official OpenAI SDK's own variables.
     "OPENAI_BASE_URL": "providers.openai.base_url",
     "OPENAI_API_KEY": "providers.openai.api_key",
+    "DATABASE_URL": "database.url",
     "LOG_LEVEL": "log.level",
     "LOG_FORMAT": "log.format",
     "METRICS_PORT": "metrics.port",

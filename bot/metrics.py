@@ -30,8 +30,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 
 from bot.arta.stats import ClientStats
 from bot.jobs.observer import JobFailure, JobObserver, Progress
-from bot.storage.database import Database
-from bot.storage.records import JobRecord
+from bot.storage.interface import JobStore
+from bot.storage.records import JobCounts, JobRecord
 
 if TYPE_CHECKING:
     from aiogram import Bot
@@ -77,14 +77,14 @@ class BotMetrics:
         )
         self.update_timer = UpdateTimer(self.update_seconds, monotonic)
         self._monotonic = monotonic
-        self._jobs = _JobsSnapshot()
+        self._jobs = JobCounts()
         self._refreshed_at: float | None = None
         self._refresh_lock = asyncio.Lock()
-        self._db: Database | None = None
+        self._store: JobStore | None = None
 
-    def watch(self, *, db: Database, runner: JobRunner, upstream: ClientStats) -> None:
+    def watch(self, *, jobs: JobStore, runner: JobRunner, upstream: ClientStats) -> None:
         """What to read at each scrape."""
-        self._db = db
+        self._store = jobs
         self.registry.register(_ScrapeCollector(self, runner, upstream))
 
     def metered(self, observer: JobObserver, clock: Callable[[], float]) -> JobObserver:
@@ -100,34 +100,10 @@ class BotMetrics:
             fresh = self._refreshed_at is not None and now - self._refreshed_at < (
                 JOBS_REFRESH_SECONDS
             )
-            if fresh or self._db is None:
+            if fresh or self._store is None:
                 return
-            self._jobs = await _count_jobs(self._db)
+            self._jobs = await self._store.counts()
             self._refreshed_at = now
-
-
-@dataclass(frozen=True, slots=True)
-class _JobsSnapshot:
-    by_state: tuple[tuple[str, str, int], ...] = ()  # (provider, state, count)
-    failures: tuple[tuple[str, int], ...] = ()  # (kind, count)
-
-
-async def _count_jobs(db: Database) -> _JobsSnapshot:
-    async with db.reading() as conn:
-        columns = {row[1] for row in await conn.execute_fetchall("PRAGMA table_info(jobs)")}
-        # Jobs carry a provider once there is more than ARTA; until then every job is ARTA's.
-        provider = "provider" if "provider" in columns else "'arta'"
-        states = await conn.execute_fetchall(
-            f"SELECT {provider}, state, COUNT(*) FROM jobs GROUP BY 1, 2"
-        )
-        failures = await conn.execute_fetchall(
-            "SELECT COALESCE(error_kind, 'unknown'), COUNT(*) FROM jobs "
-            "WHERE state = 'failed' GROUP BY 1"
-        )
-    return _JobsSnapshot(
-        by_state=tuple((str(p), str(s), int(n)) for p, s, n in states),
-        failures=tuple((str(k), int(n)) for k, n in failures),
-    )
 
 
 class _ScrapeCollector:

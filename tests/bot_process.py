@@ -94,6 +94,17 @@ class BotProcess:
             await self.wait()
             raise AssertionError(f"the bot exited with {process.returncode}:\n{self.log}")
 
+    @property
+    def pid(self) -> int:
+        assert self._process is not None
+        return self._process.pid
+
+    @property
+    def returncode(self) -> int | None:
+        """None while the process runs."""
+        assert self._process is not None
+        return self._process.returncode
+
     def kill(self) -> None:
         assert self._process is not None
         self._process.send_signal(signal.SIGKILL)

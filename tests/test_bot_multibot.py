@@ -48,9 +48,11 @@ async def test_each_bot_keeps_its_own_arta_token(tmp_path: Path) -> None:
         await stack.wait_album(chat, bot=first, count=2)
 
         assert stack.arta.signups == 2
-        async with stack.app.db.reading() as conn:
-            rows = await conn.execute_fetchall("SELECT account, id_token FROM arta_tokens")
-        accounts = {row["account"]: row["id_token"] for row in rows}
+        accounts: dict[str, str] = {}
+        for bot in (first, second):
+            token = await stack.app.storage.tokens.load(str(bot.id))
+            assert token is not None
+            accounts[str(bot.id)] = token.id_token
         assert set(accounts) == {str(first.id), str(second.id)}
         assert accounts[str(first.id)] != accounts[str(second.id)]
         # Each bot's jobs went upstream with its own account's token.

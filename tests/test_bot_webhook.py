@@ -15,7 +15,7 @@ import pytest
 from aiogram import Bot
 from aiohttp import web
 
-from bot.app import UPDATE_CONCURRENCY
+from bot.app import UPDATE_CONCURRENCY, make_bot
 from bot.storage import Database
 from bot.storage.jobs_repo import JobRepository
 from bot.storage.records import JobState
@@ -59,8 +59,24 @@ async def test_webhook_is_set_per_bot_with_the_secret_and_updates_are_answered(
                 assert response.status == 200
             await stack.wait_album(chat, bot=bot)
         assert not stack.tg.calls("getUpdates")
-    for bot in stack.bots:
-        assert bot.webhook["url"] == "", "the webhook is removed on a clean shutdown"
+
+
+async def test_an_old_process_stopping_keeps_the_webhook_a_newer_process_set(
+    tmp_path: Path,
+) -> None:
+    async with running_bot(tmp_path, mode="webhook", webhook=WEBHOOK) as stack:
+        # A deploy: the new process (a fresh secret of its own) sets the webhook while the
+        # old one still runs, then the old one gets SIGTERM.
+        newer = make_bot(TOKEN, stack.config)
+        try:
+            await newer.set_webhook(
+                "https://bot.example.com/telegram/new", secret_token="newer-secret-5678"
+            )
+        finally:
+            await newer.session.close()
+    assert not stack.tg.calls("deleteWebhook")
+    assert stack.bot.webhook["url"] == "https://bot.example.com/telegram/new"
+    assert stack.bot.webhook["secret_token"] == "newer-secret-5678"
 
 
 async def test_a_wrong_secret_or_malformed_json_is_refused_and_the_server_keeps_serving(

@@ -249,3 +249,27 @@ async def test_a_job_resumed_long_after_its_deadline_gets_a_last_look_then_times
     await rig.observer.wait_end(stuck.job.id)
     assert rig.observer.failures[stuck.job.id].kind is FailureKind.TIMEOUT
     await second.stop()
+
+
+async def _until_idle(runner: JobRunner, job_id: int) -> None:
+    for _ in range(500):
+        if not runner.is_active(job_id):
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"job {job_id} still running")
+
+
+async def test_a_job_another_process_cancelled_meanwhile_is_not_delivered(rig: Rig) -> None:
+    runner = rig.runner()
+    rig.arta.hold("taken over")
+    accepted = await runner.accept(new_job("taken over"))
+    await rig.arta.wait_for_record("taken over")
+    # Another process (or its Cancel button) finished the job in the database.
+    assert await rig.jobs.mark_cancelled(accepted.job.id, now=time.time())
+    rig.arta.release("taken over")
+    await _until_idle(runner, accepted.job.id)
+    assert rig.observer.delivered == []
+    assert rig.observer.failures == {}
+    job = await rig.jobs.get(accepted.job.id)
+    assert job is not None and job.state is JobState.CANCELLED
+    await runner.stop()

@@ -8,18 +8,20 @@ import dataclasses
 import pytest
 
 from bot.storage import Database, UserSettings, UserSettingsRepository
+from bot.storage.interface import Storage
 from bot.storage.settings_repo import _settings_to_row
+from tests.storage_helpers import storage_count
 
 
-async def test_a_user_without_settings_gets_the_defaults(storage_db: Database) -> None:
-    settings = await UserSettingsRepository(storage_db).get(bot_id=1, user_id=42)
+async def test_a_user_without_settings_gets_the_defaults(storage: Storage) -> None:
+    settings = await storage.settings.get(bot_id=1, user_id=42)
     assert settings == UserSettings(bot_id=1, user_id=42)
     assert settings.always_pick_model is True
     assert settings.send_as_files is False
 
 
-async def test_saved_settings_load_back_unchanged(storage_db: Database) -> None:
-    repo = UserSettingsRepository(storage_db)
+async def test_saved_settings_load_back_unchanged(storage: Storage) -> None:
+    repo = storage.settings
     saved = UserSettings(
         bot_id=1,
         user_id=42,
@@ -35,43 +37,41 @@ async def test_saved_settings_load_back_unchanged(storage_db: Database) -> None:
     assert await repo.get(1, 42) == saved
 
 
-async def test_saving_again_replaces_the_row(storage_db: Database) -> None:
-    repo = UserSettingsRepository(storage_db)
+async def test_saving_again_replaces_the_row(storage: Storage) -> None:
+    repo = storage.settings
     await repo.save(UserSettings(bot_id=1, user_id=42, model="Flux"))
     await repo.save(UserSettings(bot_id=1, user_id=42, images=2))
     assert await repo.get(1, 42) == UserSettings(bot_id=1, user_id=42, images=2)
 
 
-async def test_changing_one_setting_keeps_the_others(storage_db: Database) -> None:
-    repo = UserSettingsRepository(storage_db)
+async def test_changing_one_setting_keeps_the_others(storage: Storage) -> None:
+    repo = storage.settings
     await repo.save(UserSettings(bot_id=1, user_id=42, model="Flux", images=3))
     updated = await repo.update(1, 42, aspect_ratio="9:16", model=None)
     assert updated == UserSettings(bot_id=1, user_id=42, images=3, aspect_ratio="9:16")
     assert await repo.get(1, 42) == updated
 
 
-async def test_settings_belong_to_one_user_of_one_bot(storage_db: Database) -> None:
-    repo = UserSettingsRepository(storage_db)
+async def test_settings_belong_to_one_user_of_one_bot(storage: Storage) -> None:
+    repo = storage.settings
     await repo.update(1, 42, model="Flux")
     assert (await repo.get(2, 42)).model is None
     assert (await repo.get(1, 43)).model is None
 
 
-async def test_an_unknown_setting_is_refused_and_nothing_is_written(storage_db: Database) -> None:
-    repo = UserSettingsRepository(storage_db)
+async def test_an_unknown_setting_is_refused_and_nothing_is_written(storage: Storage) -> None:
+    repo = storage.settings
     with pytest.raises(TypeError, match="colour"):
         await repo.update(1, 42, colour="blue")
     with pytest.raises(TypeError, match="user_id"):
         await repo.update(1, 42, user_id=7)
-    async with storage_db.reading() as conn:
-        rows = await conn.execute_fetchall("SELECT COUNT(*) FROM user_settings")
-    assert next(iter(rows))[0] == 0
+    assert await storage_count(storage, "user_settings") == 0
 
 
 async def test_two_presses_at_once_on_different_settings_both_stick(
-    storage_file_db: Database,
+    storage: Storage,
 ) -> None:
-    repo = UserSettingsRepository(storage_file_db)
+    repo = storage.settings
     changes = [{"model": "Flux"}, {"aspect_ratio": "3:2"}, {"images": 2}, {"send_as_files": True}]
     await asyncio.gather(*(repo.update(1, 42, **change) for change in changes))
     assert await repo.get(1, 42) == UserSettings(

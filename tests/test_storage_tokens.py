@@ -9,35 +9,35 @@ import pytest
 
 from bot.arta.types import ArtaToken
 from bot.storage import Database, SqliteTokenStore
+from bot.storage.interface import Storage
+from tests.storage_helpers import storage_count
 
 TOKEN = ArtaToken(
     id_token="id-secret-1", refresh_token="refresh-secret-1", expires_in=3600.0, obtained_at=100.5
 )
 
 
-async def test_a_saved_token_loads_back_unchanged(storage_db: Database) -> None:
-    store = SqliteTokenStore(storage_db)
+async def test_a_saved_token_loads_back_unchanged(storage: Storage) -> None:
+    store = storage.tokens
     await store.save("111", TOKEN)
     assert await store.load("111") == TOKEN
 
 
-async def test_an_account_without_a_token_loads_none(storage_db: Database) -> None:
-    assert await SqliteTokenStore(storage_db).load("unknown") is None
+async def test_an_account_without_a_token_loads_none(storage: Storage) -> None:
+    assert await storage.tokens.load("unknown") is None
 
 
-async def test_saving_again_replaces_the_accounts_token(storage_db: Database) -> None:
-    store = SqliteTokenStore(storage_db)
+async def test_saving_again_replaces_the_accounts_token(storage: Storage) -> None:
+    store = storage.tokens
     await store.save("111", TOKEN)
     renewed = ArtaToken("id-secret-2", "refresh-secret-2", expires_in=1800.0, obtained_at=200.0)
     await store.save("111", renewed)
     assert await store.load("111") == renewed
-    async with storage_db.reading() as conn:
-        rows = await conn.execute_fetchall("SELECT COUNT(*) FROM arta_tokens")
-    assert next(iter(rows))[0] == 1
+    assert await storage_count(storage, "arta_tokens") == 1
 
 
-async def test_each_bot_keeps_its_own_account(storage_db: Database) -> None:
-    store = SqliteTokenStore(storage_db)
+async def test_each_bot_keeps_its_own_account(storage: Storage) -> None:
+    store = storage.tokens
     other = ArtaToken("id-other", "refresh-other", expires_in=3600.0, obtained_at=1.0)
     await store.save("111", TOKEN)
     await store.save("222", other)

@@ -21,6 +21,7 @@ from dataclasses import dataclass, replace
 from typing import TypeVar
 
 from bot.jobs.fair_queue import FairQueue
+from bot.jobs.guards import TransitionLostError
 from bot.jobs.observer import (
     DeliveryError,
     FailureKind,
@@ -320,6 +321,9 @@ class JobRunner:
             if job.id not in self._cancel_requested:
                 raise  # shutdown: the job stays as saved and resumes on the next start
             await self._finish_cancelled(job)
+        except TransitionLostError as lost:
+            # Whoever moved the job on owns what happens next; tell the user nothing.
+            self._log(job, "lost", transition=lost.transition)
         except DeliveryError as error:
             await self._finish_failed(job, JobFailure(error.kind, error.detail))
         except _AtProvider as wrapped:
@@ -371,14 +375,15 @@ class JobRunner:
             failover_from=route.failover_from,
         )
         if not provider.resumable:
-            await self._jobs.mark_submitted(
+            if not await self._jobs.mark_submitted(
                 job.id,
                 None,
                 now=now,
                 provider=provider.name,
                 provider_model=route.model,
                 failover_from=route.failover_from,
-            )
+            ):
+                raise TransitionLostError(job.id, "submitted")
             job = replace(job, state=JobState.SUBMITTED, submitted_at=now)
             self._log(job, "submitted", provider=provider.name, failover_from=route.failover_from)
             return await self._generate(job, provider, request)
@@ -386,14 +391,15 @@ class JobRunner:
             provider, provider.submit(request, account=str(job.bot_id))
         )
         now = self._clock()
-        await self._jobs.mark_submitted(
+        if not await self._jobs.mark_submitted(
             job.id,
             record_id,
             now=now,
             provider=provider.name,
             provider_model=route.model,
             failover_from=route.failover_from,
-        )
+        ):
+            raise TransitionLostError(job.id, "submitted")
         job = replace(job, state=JobState.SUBMITTED, record_id=record_id, submitted_at=now)
         self._log(
             job,
@@ -472,9 +478,10 @@ class JobRunner:
                 raise RuntimeError("a provider answered with bytes but no picture store is set")
             await self._pictures.put(job.id, blobs)
         now = self._clock()
-        await self._jobs.mark_delivering(
+        if not await self._jobs.mark_delivering(
             job.id, tuple(results), event.seed, now=now, polls=event.polls
-        )
+        ):
+            raise TransitionLostError(job.id, "delivering")
         job = replace(
             job,
             state=JobState.DELIVERING,

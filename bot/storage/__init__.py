@@ -1,9 +1,13 @@
-"""SQLite storage: one connection, versioned migrations, one repository per table.
+"""Storage: repositories behind small Protocols (interface.py), on two engines.
 
+SQLite (this package: one connection, versioned migrations, one repository per table) is
+the default; PostgreSQL (postgres/) is chosen by DATABASE_URL. `open_storage` picks one.
 Knows nothing of Telegram or the job runner; callers get records, never rows.
 """
 
 from bot.storage.database import Database
+from bot.storage.engine import open_storage
+from bot.storage.interface import JobStore, SettingsStore, Storage, TokenStore
 from bot.storage.jobs_repo import ACTIVE_STATES, JobRepository
 from bot.storage.migrations import LATEST_VERSION, SchemaTooNewError, migrate, schema_version
 from bot.storage.records import (
@@ -26,13 +30,18 @@ __all__ = [
     "JobRecord",
     "JobRepository",
     "JobState",
+    "JobStore",
     "JobStats",
     "NewJob",
     "SchemaTooNewError",
+    "SettingsStore",
     "SqliteTokenStore",
+    "Storage",
     "StoredImage",
+    "TokenStore",
     "UserSettings",
     "UserSettingsRepository",
     "migrate",
+    "open_storage",
     "schema_version",
 ]

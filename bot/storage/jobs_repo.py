@@ -17,6 +17,7 @@ from typing import Any
 
 from bot.storage.database import Database
 from bot.storage.records import (
+    JobCounts,
     JobParams,
     JobRecord,
     JobState,
@@ -306,6 +307,22 @@ class JobRepository:
             median_seconds=percentile(seconds, 0.5),
             p95_seconds=percentile(seconds, 0.95),
             errors_by_kind=tuple((str(row[0]), int(row[1])) for row in errors),
+        )
+
+    async def counts(self) -> JobCounts:
+        """Jobs by provider (NULL is ARTA's, as before there were providers) and state, and
+        failed jobs by kind."""
+        async with self._db.reading() as conn:
+            states = await conn.execute_fetchall(
+                "SELECT COALESCE(provider, 'arta'), state, COUNT(*) FROM jobs GROUP BY 1, 2"
+            )
+            failures = await conn.execute_fetchall(
+                "SELECT COALESCE(error_kind, 'unknown'), COUNT(*) FROM jobs"
+                " WHERE state = 'failed' GROUP BY 1"
+            )
+        return JobCounts(
+            by_state=tuple((str(p), str(s), int(n)) for p, s, n in states),
+            failures=tuple((str(k), int(n)) for k, n in failures),
         )
 
     async def stats_by_provider(self, *, since: float, now: float) -> list[ProviderStats]:

@@ -111,6 +111,14 @@ class UserSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class JobCounts:
+    """Jobs by (provider, state) and failed jobs by kind of failure, for /metrics."""
+
+    by_state: tuple[tuple[str, str, int], ...] = ()
+    failures: tuple[tuple[str, int], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class JobStats:
     jobs: int
     done: int

@@ -1,0 +1,262 @@
+"""Durable jobs on PostgreSQL (see bot/storage/jobs_repo.py for the rules and SQLite twin).
+
+Each transition is one guarded UPDATE (`WHERE id = $1 AND state IN (...)`), which holds
+between processes as it does between tasks: the loser of a race gets False.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from typing import Any
+
+import asyncpg
+
+from bot.storage.jobs_repo import (
+    ACTIVE_STATES,
+    MAX_ERROR_DETAIL,
+    _job_from_row,
+    _results_to_json,
+    percentile,
+)
+from bot.storage.records import JobRecord, JobState, JobStats, NewJob, StoredImage
+
+
+def _states(*states: JobState) -> tuple[str, ...]:
+    return tuple(state.value for state in states)
+
+
+_ACTIVE = _states(*ACTIVE_STATES)
+_DRAFT = _states(JobState.DRAFT)
+_QUEUED = _states(JobState.QUEUED)
+_CANCELLABLE = _states(JobState.DRAFT, *ACTIVE_STATES)
+_BEFORE_DELIVERY = _states(JobState.QUEUED, JobState.SUBMITTED)
+# Literal, so the planner can match the partial index jobs_unfinished.
+_ACTIVE_SQL = "(" + ", ".join(f"'{state}'" for state in _ACTIVE) + ")"
+
+
+class PostgresJobRepository:
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    async def create(self, new: NewJob, *, now: float) -> JobRecord:
+        return await self._insert(new, JobState.QUEUED, now)
+
+    async def create_draft(self, new: NewJob, *, now: float) -> JobRecord:
+        return await self._insert(new, JobState.DRAFT, now)
+
+    async def _insert(self, new: NewJob, state: JobState, now: float) -> JobRecord:
+        params = new.params
+        async with self._pool.acquire() as conn:
+            row = await conn.fetchrow(
+                """
+                INSERT INTO jobs (
+                    bot_id, chat_id, user_id, state, language,
+                    request_message_id, thread_id, status_message_id,
+                    prompt, model, negative_prompt, aspect_ratio, images, steps, cfg, seed,
+                    as_files, created_at
+                ) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15,
+                          $16, $17, $18)
+                RETURNING *
+                """,
+                new.bot_id,
+                new.chat_id,
+                new.user_id,
+                state.value,
+                new.language,
+                new.request_message_id,
+                new.thread_id,
+                new.status_message_id,
+                params.prompt,
+                params.model,
+                params.negative_prompt,
+                params.aspect_ratio,
+                params.images,
+                params.steps,
+                params.cfg,
+                params.seed,
+                params.as_files,
+                now,
+            )
+        return _job_from_row(row)
+
+    async def get(self, job_id: int) -> JobRecord | None:
+        async with self._pool.acquire() as conn:
+            row = await conn.fetchrow("SELECT * FROM jobs WHERE id = $1", job_id)
+        return None if row is None else _job_from_row(row)
+
+    async def set_status_message(self, job_id: int, message_id: int) -> None:
+        await self._update(job_id, {"status_message_id": message_id})
+
+    async def mark_queued(self, job_id: int, model: str, *, now: float) -> bool:
+        return await self._update(
+            job_id,
+            {"state": JobState.QUEUED.value, "model": model, "created_at": now},
+            from_states=_DRAFT,
+        )
+
+    async def mark_submitted(self, job_id: int, record_id: str, *, now: float) -> bool:
+        return await self._update(
+            job_id,
+            {"state": JobState.SUBMITTED.value, "record_id": record_id, "submitted_at": now},
+            from_states=_QUEUED,
+        )
+
+    async def record_polls(self, job_id: int, polls: int) -> bool:
+        return await self._update(job_id, {"polls": polls}, from_states=_ACTIVE)
+
+    async def mark_delivering(
+        self,
+        job_id: int,
+        results: Sequence[StoredImage],
+        seed: int | None,
+        *,
+        now: float,
+        polls: int,
+    ) -> bool:
+        return await self._update(
+            job_id,
+            {
+                "state": JobState.DELIVERING.value,
+                "results": _results_to_json(results),
+                "result_seed": seed,
+                "generated_at": now,
+                "polls": polls,
+            },
+            from_states=_BEFORE_DELIVERY,
+        )
+
+    async def mark_done(self, job_id: int, *, now: float) -> bool:
+        return await self._finish(job_id, JobState.DONE, now, from_states=_ACTIVE)
+
+    async def mark_failed(self, job_id: int, kind: str, detail: str | None, *, now: float) -> bool:
+        if detail is not None and len(detail) > MAX_ERROR_DETAIL:
+            detail = detail[: MAX_ERROR_DETAIL - 1] + "…"
+        return await self._finish(
+            job_id, JobState.FAILED, now, kind, detail, from_states=_CANCELLABLE
+        )
+
+    async def mark_cancelled(self, job_id: int, *, now: float) -> bool:
+        return await self._finish(job_id, JobState.CANCELLED, now, from_states=_CANCELLABLE)
+
+    async def unfinished(self, bot_ids: Collection[int] | None = None) -> list[JobRecord]:
+        sql = f"SELECT * FROM jobs WHERE state IN {_ACTIVE_SQL}"
+        args: list[Any] = []
+        if bot_ids is not None:
+            if not bot_ids:
+                return []
+            sql += " AND bot_id = ANY($1::bigint[])"
+            args.append(list(bot_ids))
+        sql += " ORDER BY created_at, id"
+        async with self._pool.acquire() as conn:
+            rows = await conn.fetch(sql, *args)
+        return [_job_from_row(row) for row in rows]
+
+    async def recent_for_user(
+        self, bot_id: int, user_id: int, limit: int = 10, *, chat_id: int | None = None
+    ) -> list[JobRecord]:
+        async with self._pool.acquire() as conn:
+            rows = await conn.fetch(
+                "SELECT * FROM jobs WHERE bot_id = $1 AND user_id = $2"
+                " AND ($3::bigint IS NULL OR chat_id = $3) AND state != 'draft'"
+                " ORDER BY created_at DESC, id DESC LIMIT $4",
+                bot_id,
+                user_id,
+                chat_id,
+                limit,
+            )
+        return [_job_from_row(row) for row in rows]
+
+    async def find_by_request(
+        self, bot_id: int, chat_id: int, request_message_id: int
+    ) -> JobRecord | None:
+        async with self._pool.acquire() as conn:
+            row = await conn.fetchrow(
+                "SELECT * FROM jobs WHERE bot_id = $1 AND chat_id = $2"
+                " AND request_message_id = $3 ORDER BY id LIMIT 1",
+                bot_id,
+                chat_id,
+                request_message_id,
+            )
+        return None if row is None else _job_from_row(row)
+
+    async def count_active_for_user(self, bot_id: int, user_id: int) -> int:
+        async with self._pool.acquire() as conn:
+            count = await conn.fetchval(
+                f"SELECT COUNT(*) FROM jobs WHERE bot_id = $1 AND user_id = $2"
+                f" AND state IN {_ACTIVE_SQL}",
+                bot_id,
+                user_id,
+            )
+        return int(count)
+
+    async def stats(self, *, since: float, now: float) -> JobStats:
+        async with self._pool.acquire() as conn, conn.transaction(readonly=True):
+            by_state = await conn.fetch(
+                "SELECT state, COUNT(*) FROM jobs WHERE created_at BETWEEN $1 AND $2"
+                " AND state != 'draft' GROUP BY state",
+                since,
+                now,
+            )
+            durations = await conn.fetch(
+                "SELECT finished_at - created_at FROM jobs"
+                " WHERE state = 'done' AND finished_at IS NOT NULL"
+                " AND created_at BETWEEN $1 AND $2 ORDER BY 1",
+                since,
+                now,
+            )
+            errors = await conn.fetch(
+                "SELECT COALESCE(error_kind, 'unknown') AS kind, COUNT(*) AS n FROM jobs"
+                " WHERE state = 'failed' AND created_at BETWEEN $1 AND $2"
+                " GROUP BY kind ORDER BY n DESC, kind",
+                since,
+                now,
+            )
+        counts = {JobState(row[0]): int(row[1]) for row in by_state}
+        seconds = [float(row[0]) for row in durations]
+        return JobStats(
+            jobs=sum(counts.values()),
+            done=counts.get(JobState.DONE, 0),
+            failed=counts.get(JobState.FAILED, 0),
+            cancelled=counts.get(JobState.CANCELLED, 0),
+            active=sum(counts.get(state, 0) for state in ACTIVE_STATES),
+            median_seconds=percentile(seconds, 0.5),
+            p95_seconds=percentile(seconds, 0.95),
+            errors_by_kind=tuple((str(row[0]), int(row[1])) for row in errors),
+        )
+
+    async def _finish(
+        self,
+        job_id: int,
+        state: JobState,
+        now: float,
+        kind: str | None = None,
+        detail: str | None = None,
+        *,
+        from_states: tuple[str, ...],
+    ) -> bool:
+        return await self._update(
+            job_id,
+            {"state": state.value, "finished_at": now, "error_kind": kind, "error_detail": detail},
+            from_states=from_states,
+        )
+
+    async def _update(
+        self,
+        job_id: int,
+        changes: dict[str, Any],
+        *,
+        from_states: tuple[str, ...] | None = None,
+    ) -> bool:
+        # Column names come from this module only, never from callers' data.
+        assignments = ", ".join(
+            f"{name} = ${number}" for number, name in enumerate(changes, start=2)
+        )
+        sql = f"UPDATE jobs SET {assignments} WHERE id = $1"
+        args: list[Any] = [job_id, *changes.values()]
+        if from_states is not None:
+            sql += f" AND state = ANY(${len(args) + 1}::text[])"
+            args.append(list(from_states))
+        async with self._pool.acquire() as conn:
+            status = await conn.execute(sql, *args)
+        # asyncpg answers with the command tag, "UPDATE <rows>".
+        return status == "UPDATE 1"
