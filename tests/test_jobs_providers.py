@@ -13,9 +13,7 @@ from bot.jobs.breaker import BreakerState
 from bot.jobs.observer import FailureKind
 from bot.jobs.routing import ProviderSet
 from bot.jobs.runner import JobRunner, RunnerLimits
-from bot.storage import Database
-from bot.storage.jobs_repo import JobRepository
-from bot.storage.pictures_repo import PictureRepository
+from bot.storage.interface import JobStore, PictureStore, Storage
 from bot.storage.records import JobState, NewJob
 from tests.provider_double import PNG, ManualClock, MemoryError_, MemoryProvider
 from tests.test_jobs_runner import RecordingObserver, new_job
@@ -25,8 +23,8 @@ from tests.test_jobs_runner import RecordingObserver, new_job
 class Rig:
     first: MemoryProvider
     second: MemoryProvider
-    jobs: JobRepository
-    pictures: PictureRepository
+    jobs: JobStore
+    pictures: PictureStore
     observer: RecordingObserver
     clock: ManualClock
 
@@ -64,16 +62,25 @@ class Rig:
 
 
 @pytest.fixture
-async def rig() -> AsyncIterator[Rig]:
-    async with await Database.open(":memory:") as db:
-        yield Rig(
-            MemoryProvider("arta"),
-            MemoryProvider("openai", resumable=False, as_bytes=True),
-            JobRepository(db),
-            PictureRepository(db),
-            RecordingObserver(),
-            ManualClock(),
-        )
+async def rig(storage: Storage) -> AsyncIterator[Rig]:
+    """On each engine: which service drew a job, and stored pictures, are kept alike."""
+    yield Rig(
+        MemoryProvider("arta"),
+        MemoryProvider("openai", resumable=False, as_bytes=True),
+        storage.jobs,
+        storage.pictures,
+        RecordingObserver(),
+        ManualClock(),
+    )
+
+
+async def _until_state(jobs: JobStore, job_id: int, state: JobState) -> None:
+    async with asyncio.timeout(10):
+        while True:
+            job = await jobs.get(job_id)
+            if job is not None and job.state is state:
+                return
+            await asyncio.sleep(0.005)
 
 
 def job_for(prompt: str, model: str = "Base", user_id: int = 1) -> NewJob:
@@ -196,6 +203,9 @@ async def test_a_restart_repeats_a_synchronous_request_and_resumes_a_resumable_o
     synchronous = await runner.accept(job_for("synchronous", model="openai:Base", user_id=2))
     await rig.first.started["resumable"].wait()
     await rig.second.started["synchronous"].wait()
+    # The service took the job; its record id is written just after (a round trip to
+    # PostgreSQL, so not within the same turn of the loop).
+    await _until_state(rig.jobs, resumable.job.id, JobState.SUBMITTED)
     await runner.stop()  # the process stops with both jobs upstream
 
     saved = {j.id: j for j in await rig.jobs.unfinished()}

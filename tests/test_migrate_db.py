@@ -24,6 +24,8 @@ PARAMS = JobParams(
     images=2, steps=30, cfg=7.5, seed=2**32 - 1, as_files=True,
 )  # fmt: skip
 TOKEN = ArtaToken("id-secret", "refresh-secret", expires_in=3600.0, obtained_at=12.5)
+# Not a real PNG: bytes with a NUL and every byte value, which a text column would mangle.
+PICTURE = b"\x89PNG\x00" + bytes(range(256))
 SETTINGS = UserSettings(
     bot_id=1, user_id=42, model="Flux", images=3, always_pick_model=False, send_as_files=True
 )
@@ -36,18 +38,31 @@ async def _fill(path: Path) -> list[int]:
         jobs = storage.jobs
         new = NewJob(bot_id=1, chat_id=-100, user_id=42, params=PARAMS, request_message_id=7)
         done = await jobs.create(new, now=1.0)
-        await jobs.mark_submitted(done.id, "rec-1", now=2.0)
+        await jobs.mark_submitted(
+            done.id,
+            "rec-1",
+            now=2.0,
+            provider="arta",
+            provider_model="Flux",
+            failover_from="openai",
+        )
         images = (StoredImage("https://img/1.jpg", blurred=True, mime="image/png"),)
         await jobs.mark_delivering(done.id, images, 99, now=3.0, polls=4)
         await jobs.mark_done(done.id, now=4.0)
         waiting = await jobs.create(dataclasses.replace(new, user_id=43), now=5.0)
         draft = await jobs.create_draft(new, now=6.0)
+        # Drawn by a synchronous service, its pictures stored until the album goes out.
+        sending = await jobs.create(dataclasses.replace(new, user_id=44), now=6.5)
+        await jobs.mark_submitted(sending.id, None, now=6.6, provider="openai")
+        await storage.pictures.put(sending.id, [(PICTURE, "image/png")])
+        blob = (StoredImage("blob:1", mime="image/png"),)
+        await jobs.mark_delivering(sending.id, blob, None, now=6.7, polls=0)
         # The newest job was deleted: its id must still never come back.
         gone = await jobs.create(new, now=7.0)
         await storage_execute(storage, f"DELETE FROM jobs WHERE id = {gone.id}")
         await storage.settings.save(SETTINGS)
         await storage.tokens.save("1", TOKEN)
-        return [done.id, waiting.id, draft.id, gone.id]
+        return [done.id, waiting.id, draft.id, sending.id, gone.id]
     finally:
         await storage.close()
 
@@ -56,21 +71,24 @@ async def test_jobs_settings_and_tokens_arrive_unchanged(tmp_path: Path, pg_url:
     path = tmp_path / "bot.db"
     ids = await _fill(path)
     sqlite = await open_sqlite(path)
-    before = [await sqlite.jobs.get(job_id) for job_id in ids[:3]]
+    before = [await sqlite.jobs.get(job_id) for job_id in ids[:4]]
     await sqlite.close()
+    assert before[0] is not None and before[0].failover_from == "openai"
 
     report = await copy_sqlite_to_postgres(path, pg_url)
-    assert report.rows == {"jobs": 3, "user_settings": 1, "arta_tokens": 1}
+    assert report.rows == {"jobs": 4, "job_pictures": 1, "user_settings": 1, "arta_tokens": 1}
 
     target = await open_postgres(pg_url)
     try:
-        assert [await target.jobs.get(job_id) for job_id in ids[:3]] == before
+        assert [await target.jobs.get(job_id) for job_id in ids[:4]] == before
         assert await target.settings.get(1, 42) == SETTINGS
         assert await target.tokens.load("1") == TOKEN
-        assert [job.id for job in await target.jobs.unfinished()] == [ids[1]]
+        assert [job.id for job in await target.jobs.unfinished()] == [ids[1], ids[3]]
+        # The album waiting to go out still has its picture to send.
+        assert await target.pictures.get(ids[3], 1) == (PICTURE, "image/png")
         # Old buttons carry old ids: a new job gets a number never given out before.
         new = NewJob(bot_id=1, chat_id=-100, user_id=42, params=PARAMS)
-        assert (await target.jobs.create(new, now=8.0)).id > ids[3]
+        assert (await target.jobs.create(new, now=8.0)).id > ids[4]
     finally:
         await target.close()
 
@@ -81,7 +99,9 @@ async def test_a_target_that_already_has_data_is_refused_and_left_alone(
     path = tmp_path / "bot.db"
     await _fill(path)
     await copy_sqlite_to_postgres(path, pg_url)
-    with pytest.raises(MigrateError, match=r"not empty \(3 jobs, 1 user_settings, 1 arta"):
+    with pytest.raises(
+        MigrateError, match=r"not empty \(4 jobs, 1 job_pictures, 1 user_settings, 1 arta"
+    ):
         await copy_sqlite_to_postgres(path, pg_url)
     target = await open_postgres(pg_url)
     try:
@@ -106,7 +126,9 @@ def test_the_command_copies_and_prints_one_line_without_the_password(
     try:
         assert main(["migrate-db", "--to", with_password]) == 0
         out = capsys.readouterr().out
-        assert out.startswith("copied 3 jobs, 1 user_settings, 1 arta_tokens from ")
+        assert out.startswith(
+            "copied 4 jobs, 1 job_pictures, 1 user_settings, 1 arta_tokens from "
+        )
         assert main(["migrate-db", "--to", with_password]) == 1
         err = capsys.readouterr().err
         assert err.startswith("migrate-db: --to: postgresql://postgres:***@")

@@ -10,8 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bot.storage.database import Database
-from bot.storage.jobs_repo import JobRepository
+from bot.storage.interface import JobStore, Storage
 from bot.storage.records import JobParams, NewJob, StoredImage
 from bot.telegram import texts
 from bot.telegram.i18n import make_i18n
@@ -36,7 +35,7 @@ PARAMS = JobParams(
 IMAGE = (StoredImage("https://img.example/1.jpg"),)
 
 
-async def _seed(repo: JobRepository, created: float, outcome: str, seconds: float) -> None:
+async def _seed(repo: JobStore, created: float, outcome: str, seconds: float) -> None:
     job = await repo.create(NewJob(bot_id=1, chat_id=5, user_id=5, params=PARAMS), now=created)
     if outcome == "cancelled":
         await repo.mark_cancelled(job.id, now=created + seconds)
@@ -49,8 +48,8 @@ async def _seed(repo: JobRepository, created: float, outcome: str, seconds: floa
         await repo.mark_failed(job.id, outcome, "seeded", now=created + seconds)
 
 
-async def test_the_numbers_cover_the_last_day_and_week(storage_db: Database) -> None:
-    repo = JobRepository(storage_db)
+async def test_the_numbers_cover_the_last_day_and_week(storage: Storage) -> None:
+    repo = storage.jobs
     for hours_ago, seconds in ((1, 10.0), (5, 20.0), (23, 30.0), (72, 40.0)):
         await _seed(repo, NOW - hours_ago * HOUR, "done", seconds)
     await _seed(repo, NOW - 2 * HOUR, "timeout", 300)
@@ -69,9 +68,9 @@ async def test_the_numbers_cover_the_last_day_and_week(storage_db: Database) -> 
 
 
 async def test_stats_picture_renders_a_week_of_seeded_jobs(
-    storage_db: Database, tmp_path: Path
+    storage: Storage, tmp_path: Path
 ) -> None:
-    repo = JobRepository(storage_db)
+    repo = storage.jobs
     rng = random.Random(15)
     kinds = ("timeout", "unavailable", "failed", "image")
     for hour in range(24 * 7):

@@ -316,6 +316,73 @@ async def test_stats_of_a_quiet_day_have_no_times(repo: JobStore) -> None:
     assert stats.errors_by_kind == ()
 
 
+async def test_the_service_that_drew_a_job_is_kept_with_it(repo: JobStore) -> None:
+    moved = await repo.create(new_job(), now=1.0)
+    assert await repo.mark_submitted(
+        moved.id, "rec-9", now=2.0, provider="arta", provider_model="Flux", failover_from="openai"
+    )
+    job = await _get(repo, moved.id)
+    assert (job.provider, job.provider_model, job.failover_from) == ("arta", "Flux", "openai")
+    assert job.resumable
+    # A synchronous service: in flight without a record id, repeated after a restart.
+    direct = await repo.create(new_job(), now=3.0)
+    assert await repo.mark_submitted(direct.id, None, now=4.0, provider="openai")
+    job = await _get(repo, direct.id)
+    assert (job.state, job.record_id, job.provider) == (JobState.SUBMITTED, None, "openai")
+    assert not job.resumable
+
+
+async def test_metrics_count_jobs_by_service_and_state_and_failures_by_kind(
+    repo: JobStore,
+) -> None:
+    old = await repo.create(new_job(), now=1.0)  # from before there were services: ARTA's
+    await repo.mark_submitted(old.id, "rec", now=2.0)
+    for kind in ("timeout", "timeout", "blocked"):
+        job = await repo.create(new_job(), now=3.0)
+        await repo.mark_submitted(job.id, None, now=4.0, provider="openai")
+        await repo.mark_failed(job.id, kind, None, now=5.0)
+    counts = await repo.counts()
+    assert sorted(counts.by_state) == [("arta", "submitted", 1), ("openai", "failed", 3)]
+    assert sorted(counts.failures) == [("blocked", 1), ("timeout", 2)]
+
+
+async def test_stats_per_service_count_jobs_failures_and_median_time(repo: JobStore) -> None:
+    for took in (10.0, 20.0, 60.0):
+        job = await repo.create(new_job(), now=100.0)
+        await repo.mark_submitted(job.id, "rec", now=101.0, provider="arta")
+        await repo.mark_done(job.id, now=100.0 + took)
+    failed = await repo.create(new_job(), now=100.0)
+    await repo.mark_submitted(failed.id, None, now=101.0, provider="openai")
+    await repo.mark_failed(failed.id, "timeout", None, now=200.0)
+    # Never reached a service: counted for the one its model names.
+    named = dataclasses.replace(PARAMS, model="openai:gpt-image-1")
+    await repo.create(new_job(params=named), now=150.0)
+    await repo.create(new_job(), now=5000.0)  # outside the window
+    by_provider = {s.provider: s for s in await repo.stats_by_provider(since=0.0, now=1000.0)}
+    assert set(by_provider) == {"arta", "openai"}
+    arta, openai = by_provider["arta"], by_provider["openai"]
+    assert (arta.jobs, arta.failed, arta.median_seconds) == (3, 0, 20.0)
+    assert (openai.jobs, openai.failed, openai.median_seconds) == (2, 1, None)
+
+
+async def test_the_stats_picture_buckets_jobs_by_hour_from_the_window_start(
+    repo: JobStore,
+) -> None:
+    for created, took in ((0.0, 5.0), (3599.0, 7.0), (3600.0, 9.0)):
+        job = await repo.create(new_job(), now=created)
+        await repo.mark_done(job.id, now=created + took)
+    failed = await repo.create(new_job(), now=7300.0)
+    await repo.mark_failed(failed.id, "timeout", None, now=7301.0)
+    await repo.create_draft(new_job(), now=10.0)  # a picker is not a job
+    timeline = await repo.timeline(since=0.0, now=7500.0, bucket_seconds=3600.0)
+    assert sorted(timeline.counts) == [
+        (0, "done", None, 2),
+        (1, "done", None, 1),
+        (2, "failed", "timeout", 1),
+    ]
+    assert sorted(timeline.durations) == [(0, 5.0), (0, 7.0), (1, 9.0)]
+
+
 def test_percentile_matches_the_usual_definition() -> None:
     values = [float(v) for v in range(1, 21)]
     assert percentile(values, 0.5) == pytest.approx(10.5)

@@ -8,12 +8,13 @@ import asyncio
 from bot.jobs.observer import DeliveryError, FailureKind
 from bot.jobs.provider import Fetched
 from bot.jobs.routing import ProviderSet
-from bot.storage.pictures_repo import PictureRepository, blob_number
+from bot.storage.interface import PictureStore
+from bot.storage.pictures_repo import blob_number
 from bot.storage.records import JobRecord, StoredImage
 
 
 class ResultPictures:
-    def __init__(self, providers: ProviderSet, store: PictureRepository | None = None) -> None:
+    def __init__(self, providers: ProviderSet, store: PictureStore | None = None) -> None:
         self._providers = providers
         self._store = store
 

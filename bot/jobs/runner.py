@@ -39,8 +39,8 @@ from bot.jobs.provider import (
 )
 from bot.jobs.rate_limit import SlidingWindowLimiter
 from bot.jobs.routing import ProviderSet, Route
-from bot.storage.jobs_repo import JobRepository
-from bot.storage.pictures_repo import PictureRepository, blob_url
+from bot.storage.interface import JobStore, PictureStore
+from bot.storage.pictures_repo import blob_url
 from bot.storage.records import JobRecord, JobState, NewJob, StoredImage
 
 log = logging.getLogger(__name__)
@@ -89,9 +89,9 @@ class JobRunner:
         self,
         *,
         providers: ProviderSet,
-        jobs: JobRepository,
+        jobs: JobStore,
         observer: JobObserver,
-        pictures: PictureRepository | None = None,
+        pictures: PictureStore | None = None,
         limits: RunnerLimits | None = None,
         clock: Clock = time.time,
         sleep: Sleep = asyncio.sleep,

@@ -16,7 +16,9 @@ from bot.storage.records import (
     JobCounts,
     JobRecord,
     JobStats,
+    JobTimeline,
     NewJob,
+    ProviderStats,
     StoredImage,
     UserSettings,
 )
@@ -29,10 +31,22 @@ class JobStore(Protocol):
 
     async def create(self, new: NewJob, *, now: float) -> JobRecord: ...
     async def create_draft(self, new: NewJob, *, now: float) -> JobRecord: ...
+    async def expire_drafts(
+        self, bot_id: int, user_id: int, *, now: float, ttl: float, keep: int
+    ) -> int: ...
     async def get(self, job_id: int) -> JobRecord | None: ...
     async def set_status_message(self, job_id: int, message_id: int) -> None: ...
     async def mark_queued(self, job_id: int, model: str, *, now: float) -> bool: ...
-    async def mark_submitted(self, job_id: int, record_id: str, *, now: float) -> bool: ...
+    async def mark_submitted(
+        self,
+        job_id: int,
+        record_id: str | None,
+        *,
+        now: float,
+        provider: str | None = None,
+        provider_model: str | None = None,
+        failover_from: str | None = None,
+    ) -> bool: ...
     async def mark_delivering(
         self,
         job_id: int,
@@ -56,6 +70,10 @@ class JobStore(Protocol):
     ) -> JobRecord | None: ...
     async def stats(self, *, since: float, now: float) -> JobStats: ...
     async def counts(self) -> JobCounts: ...
+    async def stats_by_provider(self, *, since: float, now: float) -> list[ProviderStats]: ...
+    async def timeline(
+        self, *, since: float, now: float, bucket_seconds: float
+    ) -> JobTimeline: ...
 
 
 class SettingsStore(Protocol):

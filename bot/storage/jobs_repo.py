@@ -12,7 +12,6 @@ import json
 import math
 import sqlite3
 from collections.abc import Collection, Iterable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from bot.storage.database import Database
@@ -22,6 +21,7 @@ from bot.storage.records import (
     JobRecord,
     JobState,
     JobStats,
+    JobTimeline,
     NewJob,
     ProviderStats,
     StoredImage,
@@ -51,12 +51,6 @@ _QUEUED = _sql_states([JobState.QUEUED])
 _CANCELLABLE = _sql_states([JobState.DRAFT, *ACTIVE_STATES])
 _BEFORE_DELIVERY = _sql_states([JobState.QUEUED, JobState.SUBMITTED])
 TIMELINE_MAX_TIMES = 100_000
-
-
-@dataclass(frozen=True, slots=True)
-class JobTimeline:
-    counts: tuple[tuple[int, str, str | None, int], ...]  # (bucket, state, error kind, n)
-    durations: tuple[tuple[int, float], ...]  # (bucket, seconds to result) of done jobs
 
 
 class JobRepository:
@@ -337,25 +331,7 @@ class JobRepository:
                 f" WHERE created_at BETWEEN ? AND ? AND state != '{JobState.DRAFT.value}'",
                 (since, now),
             )
-        jobs: dict[str, int] = {}
-        failed: dict[str, int] = {}
-        took: dict[str, list[float]] = {}
-        for row in rows:
-            name = str(row["p"])
-            jobs[name] = jobs.get(name, 0) + 1
-            if row["state"] == JobState.FAILED.value:
-                failed[name] = failed.get(name, 0) + 1
-            elif row["state"] == JobState.DONE.value and row["took"] is not None:
-                took.setdefault(name, []).append(float(row["took"]))
-        return [
-            ProviderStats(
-                provider=name,
-                jobs=count,
-                failed=failed.get(name, 0),
-                median_seconds=percentile(sorted(took.get(name, [])), 0.5),
-            )
-            for name, count in sorted(jobs.items())
-        ]
+        return provider_stats((str(r["p"]), str(r["state"]), r["took"]) for r in rows)
 
     async def timeline(self, *, since: float, now: float, bucket_seconds: float) -> JobTimeline:
         """Jobs created in [since, now] in buckets of `bucket_seconds` (0 = the oldest), for
@@ -415,6 +391,29 @@ class JobRepository:
             sql += f" AND state IN {from_states}"
         async with self._db.transaction() as conn, conn.execute(sql, (*args, job_id)) as cursor:
             return cursor.rowcount == 1
+
+
+def provider_stats(rows: Iterable[tuple[str, str, float | None]]) -> list[ProviderStats]:
+    """(provider, state, seconds to result) of each job, summed up per provider; the same
+    for both engines, so /stats reads alike on either."""
+    jobs: dict[str, int] = {}
+    failed: dict[str, int] = {}
+    took: dict[str, list[float]] = {}
+    for name, state, seconds in rows:
+        jobs[name] = jobs.get(name, 0) + 1
+        if state == JobState.FAILED.value:
+            failed[name] = failed.get(name, 0) + 1
+        elif state == JobState.DONE.value and seconds is not None:
+            took.setdefault(name, []).append(float(seconds))
+    return [
+        ProviderStats(
+            provider=name,
+            jobs=count,
+            failed=failed.get(name, 0),
+            median_seconds=percentile(sorted(took.get(name, [])), 0.5),
+        )
+        for name, count in sorted(jobs.items())
+    ]
 
 
 def percentile(sorted_values: Sequence[float], q: float) -> float | None:

@@ -1,9 +1,10 @@
 """`python -m bot migrate-db --to postgresql://...`: move a SQLite database to PostgreSQL.
 
-Copies jobs (ids kept, so buttons already in chats still reach their job), per-user
-settings and ARTA tokens (so no bot signs up again) in one PostgreSQL transaction. The
-SQLite file is locked like a running bot would lock it, so the copy cannot miss jobs a
-live bot is still writing; a target that already holds rows is refused, never merged.
+Copies jobs (ids kept, so buttons already in chats still reach their job), the pictures
+of jobs waiting for delivery, per-user settings and ARTA tokens (so no bot signs up
+again) in one PostgreSQL transaction. The SQLite file is locked like a running bot would
+lock it, so the copy cannot miss jobs a live bot is still writing; a target that already
+holds rows is refused, never merged.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from bot.storage.engine import SqliteStorage, open_sqlite
 from bot.storage.postgres.database import PostgresStorage, open_postgres, redact_url
 
 # Parent tables first; the order PostgreSQL needs should foreign keys ever appear.
-TABLES = ("jobs", "user_settings", "arta_tokens")
+TABLES = ("jobs", "job_pictures", "user_settings", "arta_tokens")
 
 
 class MigrateError(Exception):

@@ -138,3 +138,11 @@ class ProviderStats:
     jobs: int
     failed: int
     median_seconds: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class JobTimeline:
+    """Jobs per time bucket for the /stats picture."""
+
+    counts: tuple[tuple[int, str, str | None, int], ...]  # (bucket, state, error kind, n)
+    durations: tuple[tuple[int, float], ...]  # (bucket, seconds to result) of done jobs

@@ -13,7 +13,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from bot.storage.jobs_repo import JobRepository, JobTimeline, percentile
+from bot.storage.interface import JobStore
+from bot.storage.jobs_repo import percentile
+from bot.storage.records import JobTimeline
 
 HOUR = 3600.0
 FAILED = "failed"
@@ -60,14 +62,14 @@ class Window:
         return tuple(sorted(total.items(), key=lambda item: (-item[1], item[0])))
 
 
-async def load_windows(jobs: JobRepository, now: float) -> tuple[Window, Window]:
+async def load_windows(jobs: JobStore, now: float) -> tuple[Window, Window]:
     day = await _window(jobs, now, "24 h", hours=24, bucket_hours=1)
     week = await _window(jobs, now, "7 d", hours=24 * 7, bucket_hours=6)
     return day, week
 
 
 async def _window(
-    jobs: JobRepository, now: float, title: str, *, hours: int, bucket_hours: int
+    jobs: JobStore, now: float, title: str, *, hours: int, bucket_hours: int
 ) -> Window:
     size = bucket_hours * HOUR
     timeline = await jobs.timeline(since=now - hours * HOUR, now=now, bucket_seconds=size)

@@ -12,6 +12,7 @@ import asyncpg
 from bot.storage.postgres.jobs_repo import PostgresJobRepository
 from bot.storage.postgres.leader import PostgresLeadership
 from bot.storage.postgres.migrations import migrate, schema_version
+from bot.storage.postgres.pictures_repo import PostgresPictureRepository
 from bot.storage.postgres.settings_repo import PostgresSettingsRepository
 from bot.storage.postgres.tokens import PostgresTokenStore
 
@@ -47,6 +48,7 @@ class PostgresStorage:
         self.jobs = PostgresJobRepository(pool)
         self.settings = PostgresSettingsRepository(pool)
         self.tokens = PostgresTokenStore(pool)
+        self.pictures = PostgresPictureRepository(pool)
 
     @property
     def location(self) -> str:

@@ -13,12 +13,25 @@ import asyncpg
 
 from bot.storage.jobs_repo import (
     ACTIVE_STATES,
+    DRAFT_TTL,
+    MAX_DRAFTS_PER_USER,
     MAX_ERROR_DETAIL,
+    TIMELINE_MAX_TIMES,
     _job_from_row,
     _results_to_json,
     percentile,
+    provider_stats,
 )
-from bot.storage.records import JobRecord, JobState, JobStats, NewJob, StoredImage
+from bot.storage.records import (
+    JobCounts,
+    JobRecord,
+    JobState,
+    JobStats,
+    JobTimeline,
+    NewJob,
+    ProviderStats,
+    StoredImage,
+)
 
 
 def _states(*states: JobState) -> tuple[str, ...]:
@@ -42,7 +55,30 @@ class PostgresJobRepository:
         return await self._insert(new, JobState.QUEUED, now)
 
     async def create_draft(self, new: NewJob, *, now: float) -> JobRecord:
+        await self.expire_drafts(
+            new.bot_id, new.user_id, now=now, ttl=DRAFT_TTL, keep=MAX_DRAFTS_PER_USER - 1
+        )
         return await self._insert(new, JobState.DRAFT, now)
+
+    async def expire_drafts(
+        self, bot_id: int, user_id: int, *, now: float, ttl: float, keep: int
+    ) -> int:
+        async with self._pool.acquire() as conn:
+            status = await conn.execute(
+                """
+                DELETE FROM jobs
+                WHERE bot_id = $1 AND user_id = $2 AND state = 'draft'
+                  AND (created_at < $3 OR id NOT IN (
+                      SELECT id FROM jobs
+                      WHERE bot_id = $1 AND user_id = $2 AND state = 'draft'
+                      ORDER BY created_at DESC, id DESC LIMIT $4))
+                """,
+                bot_id,
+                user_id,
+                now - ttl,
+                keep,
+            )
+        return int(status.split()[-1])
 
     async def _insert(self, new: NewJob, state: JobState, now: float) -> JobRecord:
         params = new.params
@@ -94,15 +130,28 @@ class PostgresJobRepository:
             from_states=_DRAFT,
         )
 
-    async def mark_submitted(self, job_id: int, record_id: str, *, now: float) -> bool:
+    async def mark_submitted(
+        self,
+        job_id: int,
+        record_id: str | None,
+        *,
+        now: float,
+        provider: str | None = None,
+        provider_model: str | None = None,
+        failover_from: str | None = None,
+    ) -> bool:
         return await self._update(
             job_id,
-            {"state": JobState.SUBMITTED.value, "record_id": record_id, "submitted_at": now},
+            {
+                "state": JobState.SUBMITTED.value,
+                "record_id": record_id,
+                "submitted_at": now,
+                "provider": provider,
+                "provider_model": provider_model,
+                "failover_from": failover_from,
+            },
             from_states=_QUEUED,
         )
-
-    async def record_polls(self, job_id: int, polls: int) -> bool:
-        return await self._update(job_id, {"polls": polls}, from_states=_ACTIVE)
 
     async def mark_delivering(
         self,
@@ -179,16 +228,6 @@ class PostgresJobRepository:
             )
         return None if row is None else _job_from_row(row)
 
-    async def count_active_for_user(self, bot_id: int, user_id: int) -> int:
-        async with self._pool.acquire() as conn:
-            count = await conn.fetchval(
-                f"SELECT COUNT(*) FROM jobs WHERE bot_id = $1 AND user_id = $2"
-                f" AND state IN {_ACTIVE_SQL}",
-                bot_id,
-                user_id,
-            )
-        return int(count)
-
     async def stats(self, *, since: float, now: float) -> JobStats:
         async with self._pool.acquire() as conn, conn.transaction(readonly=True):
             by_state = await conn.fetch(
@@ -222,6 +261,59 @@ class PostgresJobRepository:
             median_seconds=percentile(seconds, 0.5),
             p95_seconds=percentile(seconds, 0.95),
             errors_by_kind=tuple((str(row[0]), int(row[1])) for row in errors),
+        )
+
+    async def counts(self) -> JobCounts:
+        async with self._pool.acquire() as conn, conn.transaction(readonly=True):
+            states = await conn.fetch(
+                "SELECT COALESCE(provider, 'arta'), state, COUNT(*) FROM jobs GROUP BY 1, 2"
+            )
+            failures = await conn.fetch(
+                "SELECT COALESCE(error_kind, 'unknown'), COUNT(*) FROM jobs"
+                " WHERE state = 'failed' GROUP BY 1"
+            )
+        return JobCounts(
+            by_state=tuple((str(p), str(s), int(n)) for p, s, n in states),
+            failures=tuple((str(k), int(n)) for k, n in failures),
+        )
+
+    async def stats_by_provider(self, *, since: float, now: float) -> list[ProviderStats]:
+        async with self._pool.acquire() as conn:
+            rows = await conn.fetch(
+                "SELECT COALESCE(provider, CASE WHEN strpos(model, ':') > 0"
+                " THEN split_part(model, ':', 1) ELSE 'arta' END) AS p,"
+                " state, finished_at - created_at AS took FROM jobs"
+                " WHERE created_at BETWEEN $1 AND $2 AND state != 'draft'",
+                since,
+                now,
+            )
+        return provider_stats((str(r["p"]), str(r["state"]), r["took"]) for r in rows)
+
+    async def timeline(self, *, since: float, now: float, bucket_seconds: float) -> JobTimeline:
+        # floor() rather than a cast: PostgreSQL's cast rounds, SQLite's truncates, and
+        # created_at >= since keeps the value non-negative so the two agree.
+        bucket = "floor((created_at - $2) / $1)::bigint"
+        async with self._pool.acquire() as conn, conn.transaction(readonly=True):
+            counts = await conn.fetch(
+                f"SELECT {bucket}, state, error_kind, COUNT(*) FROM jobs"
+                " WHERE created_at BETWEEN $2 AND $3 AND state != 'draft'"
+                " GROUP BY 1, 2, 3",
+                bucket_seconds,
+                since,
+                now,
+            )
+            durations = await conn.fetch(
+                f"SELECT {bucket}, finished_at - created_at FROM jobs"
+                " WHERE state = 'done' AND finished_at IS NOT NULL"
+                " AND created_at BETWEEN $2 AND $3 ORDER BY created_at DESC LIMIT $4",
+                bucket_seconds,
+                since,
+                now,
+                TIMELINE_MAX_TIMES,
+            )
+        return JobTimeline(
+            counts=tuple((int(b), str(st), k, int(n)) for b, st, k, n in counts),
+            durations=tuple((int(b), float(d)) for b, d in durations),
         )
 
     async def _finish(

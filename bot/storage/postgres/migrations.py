@@ -106,6 +106,26 @@ MIGRATIONS: tuple[Migration, ...] = (
             """,
         ),
     ),
+    Migration(
+        3,
+        "which service drew a job, and pictures that came back as bytes",
+        (
+            "ALTER TABLE jobs ADD COLUMN provider TEXT",
+            "ALTER TABLE jobs ADD COLUMN provider_model TEXT",
+            "ALTER TABLE jobs ADD COLUMN failover_from TEXT",
+            # BYTEA is stored out of line (TOAST) past ~2 KB, so the table's pages stay
+            # small however large the pictures are; rows live only until delivery.
+            """
+            CREATE TABLE job_pictures (
+                job_id  BIGINT  NOT NULL,
+                number  INTEGER NOT NULL,
+                mime    TEXT    NOT NULL,
+                data    BYTEA   NOT NULL,
+                PRIMARY KEY (job_id, number)
+            )
+            """,
+        ),
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version
