@@ -103,3 +103,28 @@ def history(job_ids: list[int]) -> InlineKeyboardMarkup:
         )
     builder.adjust(5)
     return builder.as_markup()
+
+
+# Telegram allows 256 characters in switch_inline_query_current_chat (the text it types).
+SWITCH_INLINE_LIMIT = 256
+
+
+def inline_placeholder() -> InlineKeyboardMarkup:
+    """Cancel under an inline result. The job has no id when the result is offered, so the
+    button names job 0 and the guard finds the job by its inline_message_id. The keyboard
+    matters twice: only a result with one gets an inline_message_id at all."""
+    return status(0)
+
+
+def inline_result_actions(job_id: int, prompt: str) -> InlineKeyboardMarkup:
+    """Again draws into the same inline message; Other model types `@bot prompt` in the
+    chat, and the inline results that come up are the other models."""
+    builder = InlineKeyboardBuilder()
+    builder.button(
+        text=texts.again_button(), callback_data=JobCb(action=JobAction.AGAIN, job_id=job_id)
+    )
+    builder.button(
+        text=texts.other_model_button(),
+        switch_inline_query_current_chat=prompt[:SWITCH_INLINE_LIMIT],
+    )
+    return builder.as_markup()
