@@ -194,3 +194,50 @@ async def test_a_restart_in_the_middle_finishes_the_job_in_the_same_message(
         assert [c.params.get("inline_message_id") for c in stack.tg.calls("editMessageMedia")] == [
             inline_id
         ]
+
+
+async def test_a_picture_telegram_will_not_fetch_is_uploaded_to_the_private_chat_first(
+    tmp_path: Path,
+) -> None:
+    async with running_bot(tmp_path) as stack:
+        _inline_on(stack)
+        user = stack.user()
+        private = stack.tg.private_chat(user, started_with=[stack.bot])
+        stack.tg.refuse_urls = True  # Telegram refuses the service's URL
+        message, inline_id, _ = await _choose(stack, user, "a heavy fox")
+        await _picture(stack, message)
+        media = stack.tg.calls("editMessageMedia", stack.bot)
+        assert [c.ok for c in media] == [False, True]  # the URL, then the file_id
+        uploaded = stack.tg.calls("sendPhoto", stack.bot)
+        assert [c.params.get("chat_id") for c in uploaded] == [private.id]
+        # The copy in the private chat is gone again: the picture was asked for elsewhere.
+        assert not stack.tg.messages(stack.bot, private)
+
+
+async def test_a_configured_storage_chat_takes_the_upload(tmp_path: Path) -> None:
+    async with running_bot(tmp_path, telegram={"storage_chat_id": -100555}) as stack:
+        _inline_on(stack)
+        storage = stack.tg.group(-100555, "Picture store", admins=[stack.bot.id])
+        user = stack.user()  # never started the bot: the storage chat is the only way
+        stack.tg.refuse_urls = True
+        message, _, _ = await _choose(stack, user, "a stored fox")
+        await _picture(stack, message)
+        assert len(stack.tg.messages(stack.bot, storage)) == 1
+
+
+async def test_without_a_chat_to_upload_to_the_placeholder_says_how_to_fix_it(
+    tmp_path: Path,
+) -> None:
+    async with running_bot(tmp_path) as stack:
+        _inline_on(stack)
+        user = stack.user()  # never started the bot
+        stack.tg.refuse_urls = True
+        message, inline_id, _ = await _choose(stack, user, "a homeless fox")
+        wanted = said(texts.inline_needs_a_chat, stack.bot.username)
+        await stack.wait_for(lambda: wanted in (message.text or ""), "how to fix it")
+        assert said(texts.retry_button) in message.button_texts
+        # The user starts the bot and presses Retry: the picture arrives.
+        stack.tg.private_chat(user, started_with=[stack.bot])
+        retry = next(b for b in message.buttons if b["text"] == said(texts.retry_button))
+        stack.tg.press_inline(stack.bot, user, inline_id, retry["callback_data"])
+        await _picture(stack, message)
