@@ -8,7 +8,7 @@ from pathlib import Path
 from bot.jobs.observer import FailureKind
 from bot.telegram import texts
 from bot.telegram.routers.inline import INLINE_CACHE_TIME
-from tests.bot_steps import ANY, failure_text, said, said_up_to
+from tests.bot_steps import ANY, button_data, failed_calls, failure_text, said, said_up_to
 from tests.fakes.arta_server import RecordScript
 from tests.fakes.telegram_api import FakeChat, FakeUser, StoredMessage
 from tests.harness import Stack, running_bot
@@ -241,3 +241,43 @@ async def test_without_a_chat_to_upload_to_the_placeholder_says_how_to_fix_it(
         retry = next(b for b in message.buttons if b["text"] == said(texts.retry_button))
         stack.tg.press_inline(stack.bot, user, inline_id, retry["callback_data"])
         await _picture(stack, message)
+
+
+async def test_a_shared_prompt_link_opens_the_same_request_for_whoever_opens_it(
+    tmp_path: Path,
+) -> None:
+    async with running_bot(tmp_path) as stack:
+        alice, bob = stack.user(), stack.user(1002, first_name="Bob")
+        chat = stack.tg.private_chat(alice)
+        stack.tg.send_text(stack.bot, chat, alice, "/imagine a shared fox --model flux --ar 3:4")
+        ready = await stack.wait_text(chat, said_up_to(texts.ready, ANY, 0))
+        [share] = [b for b in ready.buttons if b["text"] == said(texts.share_button)]
+        link = share["url"]
+        prefix = f"https://t.me/{stack.bot.username}?start="
+        assert link.startswith(prefix)
+        payload = link.removeprefix(prefix)
+        assert len(payload) <= 64 and payload.replace("-", "").replace("_", "").isalnum()
+        bobs = stack.tg.private_chat(bob)
+        stack.tg.send_text(stack.bot, bobs, bob, f"/start {payload}")
+        picker = await stack.wait_text(bobs, "a shared fox")
+        go = said(texts.use_default_button, "Flux")
+        assert go in picker.button_texts
+        stack.tg.press(stack.bot, bobs, bob, picker.message_id, button_data(picker, go))
+        await stack.wait_album(bobs)
+        records = [r for r in stack.arta.records.values() if r.prompt == "a shared fox"]
+        assert [r.form["aspect_ratio"] for r in records] == ["3:4", "3:4"]
+
+
+async def test_a_forged_or_malformed_start_link_is_answered_not_obeyed(tmp_path: Path) -> None:
+    async with running_bot(tmp_path) as stack:
+        user = stack.user()
+        chat = stack.tg.private_chat(user)
+        broken = said(texts.bad_start_link)
+        for payload in ("p1-AAAAAAAAAAAAAAAA", "p99999999999999999999-x", "x" * 65, "a/../b"):
+            stack.tg.send_text(stack.bot, chat, user, f"/start {payload}")
+        await stack.wait_for(
+            lambda: sum(m.text == broken for m in stack.tg.messages(stack.bot, chat)) == 4,
+            "four broken-link answers",
+        )
+        assert failed_calls(stack) == []
+        assert stack.arta.submits == 0

@@ -22,6 +22,7 @@ from bot.telegram import keyboards, texts
 from bot.telegram.delivery import reply_to_request, send_results
 from bot.telegram.i18n import locale_scope
 from bot.telegram.inline_delivery import NO_UPLOAD_CHAT, deliver_inline
+from bot.telegram.share import share_link
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +82,9 @@ class TelegramJobObserver:
                     bot,
                     self._pictures,
                     job,
-                    keyboards.inline_result_actions(job.id, job.params.prompt),
+                    keyboards.inline_result_actions(
+                        job.id, job.params.prompt, await share_link(bot, job.id)
+                    ),
                     storage_chat_id=self._storage_chat_id,
                     fallback_slots=self._fallback_slots,
                 )
@@ -100,7 +103,7 @@ class TelegramJobObserver:
         with self._locale(job):
             blurred = sum(image.blurred for image in job.results)
             ready = texts.ready(time.time() - job.created_at, blurred)
-            actions = keyboards.result_actions(job.id)
+            actions = keyboards.result_actions(job.id, await share_link(bot, job.id))
         try:
             await bot.send_message(
                 job.chat_id,
