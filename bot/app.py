@@ -363,6 +363,7 @@ class BotApp:
         if not await self.in_flight_updates.wait_idle(within=5):
             log.warning("stopping with updates still being handled")
         await self.runner.stop()
+        await self.observer.close()
         # After the runner: a successor must not resume jobs this one still delivers.
         if self._leadership is not None:
             await self._leadership.release()

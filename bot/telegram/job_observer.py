@@ -15,10 +15,11 @@ from aiogram.exceptions import TelegramAPIError, TelegramBadRequest
 from aiogram.types import InlineKeyboardMarkup, ReplyParameters
 from aiogram.utils.i18n import I18n
 
-from bot.jobs.observer import FailureKind, JobFailure, Progress
+from bot.jobs.observer import FailureKind, JobFailure, Progress, Stage
 from bot.jobs.results import ResultPictures
 from bot.storage.records import JobRecord
 from bot.telegram import keyboards, texts
+from bot.telegram.chat_action import DrawingIndicator
 from bot.telegram.delivery import reply_to_request, send_results
 from bot.telegram.i18n import locale_scope
 from bot.telegram.inline_delivery import NO_UPLOAD_CHAT, deliver_inline
@@ -44,6 +45,7 @@ class TelegramJobObserver:
         clock: Callable[[], float] = time.monotonic,
         fallback_deliveries: int = 2,
         storage_chat_id: int | None = None,
+        indicator: DrawingIndicator | None = None,
     ) -> None:
         self._bots = bots
         self._pictures = pictures
@@ -58,8 +60,12 @@ class TelegramJobObserver:
         self._first_messages: dict[int, int] = {}
         # Where inline-mode pictures Telegram cannot fetch by URL are uploaded first.
         self._storage_chat_id = storage_chat_id
+        # "sending a photo…" in the chat while a job draws.
+        self.indicator = indicator or DrawingIndicator()
 
     async def progress(self, job: JobRecord, progress: Progress) -> None:
+        if progress.stage is Stage.GENERATING:
+            self.indicator.drawing(self._bot(job), job)
         with self._locale(job):
             text = texts.status(progress, job.params.model)
         shown = self._shown.get(job.id)
@@ -76,6 +82,7 @@ class TelegramJobObserver:
     async def deliver(self, job: JobRecord) -> None:
         bot = self._bot(job)
         self._shown.pop(job.id, None)
+        self.indicator.stopped(job)
         if job.is_inline:
             with self._locale(job):
                 await deliver_inline(
@@ -125,6 +132,7 @@ class TelegramJobObserver:
 
     async def failed(self, job: JobRecord, failure: JobFailure) -> None:
         self._shown.pop(job.id, None)
+        self.indicator.stopped(job)
         self._first_messages.pop(job.id, None)
         if failure.kind is FailureKind.BLOCKED:
             return  # nobody to tell
@@ -138,6 +146,7 @@ class TelegramJobObserver:
 
     async def cancelled(self, job: JobRecord) -> None:
         self._shown.pop(job.id, None)
+        self.indicator.stopped(job)
         with self._locale(job):
             text = texts.cancelled()
             # An inline message is all the requester has there: no /imagine to type again.
@@ -179,6 +188,9 @@ class TelegramJobObserver:
                 reply_parameters=reply_to_request(job),
                 message_thread_id=job.thread_id,
             )
+
+    async def close(self) -> None:
+        await self.indicator.close()
 
     def _bot(self, job: JobRecord) -> Bot:
         return self._bots[job.bot_id]
