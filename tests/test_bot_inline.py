@@ -281,3 +281,27 @@ async def test_a_forged_or_malformed_start_link_is_answered_not_obeyed(tmp_path:
         )
         assert failed_calls(stack) == []
         assert stack.arta.submits == 0
+
+
+async def test_history_in_private_lists_an_inline_job_and_repeats_it_there(
+    tmp_path: Path,
+) -> None:
+    async with running_bot(tmp_path) as stack:
+        _inline_on(stack)
+        user = stack.user()
+        message, _, _ = await _choose(stack, user, "a remembered fox")
+        await _picture(stack, message)
+        private = stack.tg.private_chat(user)
+        stack.tg.send_text(stack.bot, private, user, "/history")
+        history = await stack.wait_text(private, "a remembered fox")
+        stack.tg.press(stack.bot, private, user, history.message_id, button_data(history, "#1"))
+        photo = await stack.wait_photo(private)
+        assert "a remembered fox" in (photo.caption or "")
+
+
+async def test_a_user_the_bot_is_closed_to_gets_one_result_saying_so(tmp_path: Path) -> None:
+    async with running_bot(tmp_path, access={"allowed_user_ids": [4242]}) as stack:
+        _inline_on(stack)
+        _, results = await _results(stack, stack.user(), "a private fox")
+        assert [r["title"] for r in results] == [said(texts.not_allowed)]
+        assert stack.arta.submits == 0

@@ -50,8 +50,10 @@ async def _job_button(callback: CallbackQuery, data: dict[str, Any]) -> Button |
         job = await jobs.get(job_id)
         if job is None or job.bot_id != bot_id or job.chat_id != message.chat.id:
             return None
-        if job.is_inline:
-            return None  # an inline job's buttons are under its inline message only
+        if job.is_inline and data["callback_data"].action is not JobAction.REPEAT:
+            # An inline job's buttons are under its inline message only; /history in the
+            # requester's private chat (the job's chat_id) may repeat it there.
+            return None
     data["job"] = job
     return Button(owner=job.user_id)
 
