@@ -8,7 +8,16 @@ from pathlib import Path
 from bot.jobs.observer import FailureKind
 from bot.telegram import texts
 from bot.telegram.routers.inline import INLINE_CACHE_TIME
-from tests.bot_steps import ANY, button_data, failed_calls, failure_text, said, said_up_to
+from tests.bot_steps import (
+    ANY,
+    button_data,
+    drawing_text,
+    failed_calls,
+    failure_text,
+    queued_text,
+    said,
+    said_up_to,
+)
 from tests.fakes.arta_server import RecordScript
 from tests.fakes.telegram_api import FakeChat, FakeUser, StoredMessage
 from tests.harness import Stack, running_bot
@@ -305,3 +314,22 @@ async def test_a_user_the_bot_is_closed_to_gets_one_result_saying_so(tmp_path: P
         _, results = await _results(stack, stack.user(), "a private fox")
         assert [r["title"] for r in results] == [said(texts.not_allowed)]
         assert stack.arta.submits == 0
+
+
+async def test_again_under_the_inline_picture_draws_a_new_one_in_the_same_message(
+    tmp_path: Path,
+) -> None:
+    async with running_bot(tmp_path) as stack:
+        _inline_on(stack)
+        user = stack.user()
+        message, inline_id, _ = await _choose(stack, user, "a fox again")
+        await _picture(stack, message)
+        first = message.file
+        again = next(b for b in message.buttons if b["text"] == said(texts.again_button))
+        stack.tg.press_inline(stack.bot, user, inline_id, again["callback_data"])
+        await stack.wait_for(lambda: message.file is not first, "a new picture in place")
+        assert stack.arta.submits == 2
+        # While it drew, the status showed in the picture's caption.
+        captions = [state.caption or "" for state, _ in message.edits]
+        assert any(queued_text() in c or drawing_text() in c for c in captions)
+        assert said(texts.again_button) in message.button_texts
