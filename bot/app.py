@@ -95,6 +95,7 @@ class BotApp:
             i18n=self.i18n,
             edit_interval=config.limits.status_edit_interval,
             fallback_deliveries=config.limits.fallback_deliveries,
+            storage_chat_id=config.telegram.storage_chat_id or None,
         )
         limits = config.limits
         self.metrics = BotMetrics()
@@ -362,6 +363,7 @@ class BotApp:
         if not await self.in_flight_updates.wait_idle(within=5):
             log.warning("stopping with updates still being handled")
         await self.runner.stop()
+        await self.observer.close()
         # After the runner: a successor must not resume jobs this one still delivers.
         if self._leadership is not None:
             await self._leadership.release()
@@ -389,9 +391,17 @@ class BotApp:
         dp.update.outer_middleware(self.in_flight_updates)
         dp.update.outer_middleware(self.metrics.update_timer)
         access = self.config.access
-        for observer in (dp.message, dp.callback_query):
+        for observer in (
+            dp.message,
+            dp.callback_query,
+            dp.inline_query,
+            dp.chosen_inline_result,
+        ):
             # Throttle first: a denied user's flood must not cost an answer per message.
-            observer.outer_middleware(FloodMiddleware(i18n=self.i18n))
+            # Not a chosen inline result: dropping it would leave its placeholder saying
+            # "drawing" forever; the job limits bound those, as for every job.
+            if observer is not dp.chosen_inline_result:
+                observer.outer_middleware(FloodMiddleware(i18n=self.i18n))
             observer.outer_middleware(
                 AccessMiddleware(
                     access.allowed_user_ids, access.allowed_chat_ids, self.i18n, access.admin_ids
