@@ -15,6 +15,7 @@ import sys
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable
+from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import TYPE_CHECKING, TextIO
@@ -196,3 +197,8 @@ class RememberingTokenStore:
     async def save(self, account: str, token: ArtaToken) -> None:
         remember_secrets(token.id_token, token.refresh_token)
         await self._inner.save(account, token)
+
+    def renewal(self, account: str) -> AbstractAsyncContextManager[None] | None:
+        """The inner store's cross-process renewal lock, if it has one."""
+        lock = getattr(self._inner, "renewal", None)
+        return lock(account) if lock is not None else None

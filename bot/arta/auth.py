@@ -16,14 +16,18 @@ Sign-up and refresh send the Android app's identity (settings.auth_headers, from
 
 Every renewal for one account runs as one shared task that all waiting callers await, so
 200 jobs starting together on a cold store cause exactly one sign-up, and a failing sign-up
-fails them all at once instead of being retried 200 times in a row.
+fails them all at once instead of being retried 200 times in a row. A store shared by
+several processes (PostgreSQL) also lends a lock around the renewal (`renewal`, see
+bot/arta/tokens.py): inside it the stored token is read again, so a process that waited
+takes the token another one just obtained instead of signing up a second account.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from functools import partial
 
 import aiohttp
@@ -123,13 +127,29 @@ class TokenManager:
             # Mark the outcome as seen: every waiter may have been cancelled meanwhile.
             task.exception()
 
+    @asynccontextmanager
+    async def _across_processes(self, account: str) -> AsyncIterator[bool]:
+        """Hold the store's renewal lock if it has one; yield whether it did."""
+        lock = getattr(self._store, "renewal", None)
+        held = lock(account) if lock is not None else None
+        if held is None:
+            yield False
+            return
+        async with held:
+            yield True
+
     async def _obtain(self, account: str) -> ArtaToken:
+        async with self._across_processes(account) as shared:
+            return await self._obtain_locked(account, reload=shared)
+
+    async def _obtain_locked(self, account: str, *, reload: bool) -> ArtaToken:
         token = self._tokens.get(account)
-        if token is None and account not in self._loaded:
-            token = await self._store.load(account)
+        if reload or (token is None and account not in self._loaded):
+            # Shared: another process may have renewed the account while we waited.
+            stored = await self._store.load(account)
             self._loaded.add(account)
-            if token is not None:
-                self._tokens[account] = token
+            if stored is not None:
+                token = self._tokens[account] = stored
         now = self._clock()
         if token is None or token.is_expired(now):
             return await self._keep(account, await self._signup())
@@ -154,6 +174,14 @@ class TokenManager:
         return await self._keep(account, fresh)
 
     async def _replace(self, account: str, rejected: ArtaToken) -> ArtaToken:
+        async with self._across_processes(account) as shared:
+            if shared:
+                stored = await self._store.load(account)
+                if stored is not None and not stored.is_expired(self._clock()):
+                    self._tokens[account] = stored
+            return await self._replace_locked(account, rejected)
+
+    async def _replace_locked(self, account: str, rejected: ArtaToken) -> ArtaToken:
         current = self._usable(account)
         if current is not None and current.id_token != rejected.id_token:
             return current

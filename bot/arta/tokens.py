@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import tempfile
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Protocol
 
@@ -21,6 +22,14 @@ class TokenStore(Protocol):
     async def load(self, account: str) -> ArtaToken | None: ...
 
     async def save(self, account: str, token: ArtaToken) -> None: ...
+
+
+class SharedTokenStore(TokenStore, Protocol):
+    """A store several processes use at once. `renewal(account)` is held around a sign-up
+    or refresh so that one process renews and the others read its token (None: no lock
+    needed, the store has one process)."""
+
+    def renewal(self, account: str) -> AbstractAsyncContextManager[None] | None: ...
 
 
 class MemoryTokenStore:

@@ -5,9 +5,16 @@ asyncpg does not log statement parameters, so token values reach no log from her
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 import asyncpg
 
 from bot.arta.types import ArtaToken
+
+# Names "ARTA account renewal" among advisory locks (the two-key form: the account is the
+# second key, as hashtext(account)); any constant unused elsewhere in the bot would do.
+RENEWAL_LOCK_KEY = 0x0A27A
 
 
 class PostgresTokenStore:
@@ -45,3 +52,18 @@ class PostgresTokenStore:
                 token.expires_in,
                 token.obtained_at,
             )
+
+    @asynccontextmanager
+    async def renewal(self, account: str) -> AsyncIterator[None]:
+        """Held around a sign-up or refresh: one process renews an account at a time, and
+        the next one finds the fresh token in the table (issue 11: one sign-up per bot)."""
+        async with self._pool.acquire() as conn:
+            await conn.execute(
+                "SELECT pg_advisory_lock($1, hashtext($2))", RENEWAL_LOCK_KEY, account
+            )
+            try:
+                yield
+            finally:
+                await conn.execute(
+                    "SELECT pg_advisory_unlock($1, hashtext($2))", RENEWAL_LOCK_KEY, account
+                )
