@@ -21,6 +21,7 @@ from aiohttp import web
 
 from bot.arta.client import ArtaClient
 from bot.config import Config, ConfigError
+from bot.jobs.claiming import ClaimLoop
 from bot.jobs.provider import ImageProvider
 from bot.jobs.results import ResultPictures
 from bot.jobs.routing import ProviderSet
@@ -34,6 +35,7 @@ from bot.storage.engine import open_storage
 from bot.storage.file_lock import DatabaseInUseError
 from bot.storage.interface import Storage
 from bot.storage.leadership import Leadership
+from bot.storage.records import ClaimLimits
 from bot.telegram.commands import register_commands
 from bot.telegram.debounce import PressDebounce
 from bot.telegram.i18n import UserLocaleMiddleware, make_i18n
@@ -136,6 +138,8 @@ class BotApp:
         self.leading = False
         self._standby: asyncio.Future[None] | None = None
         self._stopped_in_standby = False
+        # PostgreSQL: jobs are claimed from the database under a lease (bot/jobs/claiming.py).
+        self._claim_loop: ClaimLoop | None = None
 
     @classmethod
     async def create(
@@ -334,6 +338,18 @@ class BotApp:
         for bot in self.bots:
             await register_commands(bot, self.i18n)
         await load_catalogues(self.providers)
+        claims = self.storage.claims(
+            [bot.id for bot in self.bots], lease=self.config.database.lease_seconds
+        )
+        if claims is not None:
+            limits = self.config.limits
+            self._claim_loop = ClaimLoop(
+                claims,
+                self.runner,
+                ClaimLimits(limits.max_in_flight, limits.per_user_active),
+            )
+            self.runner.claim_with(self._claim_loop)
+            await self._claim_loop.start()
         report = await self.runner.start([bot.id for bot in self.bots])
         log.info(
             "resumed %d waiting, %d generating, %d delivering jobs",
@@ -363,6 +379,9 @@ class BotApp:
         if not await self.in_flight_updates.wait_idle(within=5):
             log.warning("stopping with updates still being handled")
         await self.runner.stop()
+        if self._claim_loop is not None:
+            # After the runner: what it did not finish goes back to the other processes.
+            await self._claim_loop.stop()
         await self.observer.close()
         # After the runner: a successor must not resume jobs this one still delivers.
         if self._leadership is not None:

@@ -230,6 +230,9 @@ class DatabaseConfig(_Section):
     # postgresql://user:password@host/db selects PostgreSQL (several bot processes on one
     # database); empty keeps the SQLite file at `path`. A secret: it may hold a password.
     url: SecretStr = SecretStr("")
+    # PostgreSQL: a process silent this long has died for the others, who then take over
+    # its jobs (renewed every third of it, so two missed heartbeats are survived).
+    lease_seconds: float = Field(default=30.0, ge=1.0, le=600.0)
 
     @field_validator("url")
     @classmethod

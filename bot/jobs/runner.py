@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, replace
 from typing import TypeVar
 
+from bot.jobs.claiming import ClaimLoop
 from bot.jobs.fair_queue import FairQueue
 from bot.jobs.guards import TransitionLostError
 from bot.jobs.observer import (
@@ -117,6 +118,9 @@ class JobRunner:
         # Set when shutdown stops waiting for deliveries: what is left after an album is
         # skipped (buttons, telling the chat), since it could wait out a 120 s flood limit.
         self._cut = False
+        # On a database shared by several processes (claiming.py): jobs are claimed from
+        # the database by whichever process has room, not queued here.
+        self._claimer: ClaimLoop | None = None
 
     # -- public API -----------------------------------------------------------------
 
@@ -127,6 +131,24 @@ class JobRunner:
     @property
     def in_flight(self) -> int:
         return self._upstream
+
+    def claim_with(self, claimer: ClaimLoop) -> None:
+        self._claimer = claimer
+
+    @property
+    def free_slots(self) -> int:
+        return max(0, self._limits.max_in_flight - self._upstream)
+
+    @property
+    def holding(self) -> bool:
+        return self._stopping
+
+    def adopt(self, job: JobRecord) -> None:
+        """Run a job this process claimed (new, or taken over from a process that died)."""
+        if job.id in self._tasks:
+            return  # still ours from before a lost lease
+        self._log(job, "claimed", state=job.state.value)
+        self._start(job)
 
     def is_active(self, job_id: int) -> bool:
         return job_id in self._waiting or job_id in self._tasks
@@ -140,6 +162,8 @@ class JobRunner:
         self._take_rate_slot(new.bot_id, new.user_id)
         job = await self._jobs.create(new, now=self._clock())
         self._log(job, "accepted")
+        if self._claimer is not None:
+            return await self._claimed(job)
         return Accepted(job, self._enqueue(job))
 
     async def accept_draft(
@@ -158,11 +182,28 @@ class JobRunner:
         job = await self._jobs.get(job_id)
         assert job is not None
         self._log(job, "accepted")
+        if self._claimer is not None:
+            return await self._claimed(job)
         return Accepted(job, self._enqueue(job))
+
+    async def _claimed(self, job: JobRecord) -> Accepted:
+        assert self._claimer is not None
+        try:
+            await self._claimer.claim_now()
+        except Exception:
+            # Saved as queued: the claim loop or another process takes it up.
+            log.warning("job %s: claiming at once failed", job.id, exc_info=True)
+        if job.id in self._tasks:
+            return Accepted(job, None)
+        return Accepted(job, await self._claimer.position(job.id))
 
     async def start(self, bot_ids: Collection[int] | None = None) -> ResumeReport:
         """Pick up what a previous process left unfinished."""
         report = {JobState.QUEUED: 0, JobState.SUBMITTED: 0, JobState.DELIVERING: 0}
+        if self._claimer is not None:
+            # Not every unfinished job: others' are theirs. The claim loop takes over the
+            # jobs of processes whose lease ran out.
+            return ResumeReport(waiting=0, polling=0, delivering=0)
         if self._pictures is not None:
             await self._pictures.delete_orphans()
         for job in await self._jobs.unfinished(bot_ids):
@@ -190,6 +231,16 @@ class JobRunner:
             self._pump()
             return True
         task = self._tasks.get(job_id)
+        if task is None and self._claimer is not None:
+            # Waiting in the database for any process: cancelled there, if nobody took it.
+            job = await self._jobs.get(job_id)
+            if job is None or job.state is not JobState.QUEUED:
+                return False
+            if not await self._jobs.mark_cancelled(job_id, now=self._clock()):
+                return False
+            self._log(job, "cancelled")
+            await self._notify_call(self._observer.cancelled(job), job)
+            return True
         if task is None or job_id in self._delivering:
             return False
         self._cancel_requested.add(job_id)
@@ -248,6 +299,9 @@ class JobRunner:
     def _pump(self) -> None:
         """Start as many waiting jobs as the limits allow, fairly across users."""
         if self._stopping:
+            return
+        if self._claimer is not None:
+            self._claimer.wake()
             return
         while self._upstream < self._limits.max_in_flight:
             picked = self._queue.pop(

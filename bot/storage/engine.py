@@ -72,6 +72,9 @@ class SqliteStorage:
         # The file lock already makes this the only process on the database.
         return SoleLeadership()
 
+    def claims(self, bot_ids: Sequence[int], *, lease: float) -> None:
+        return None  # one process per file: every job it accepts is its own
+
     async def close(self) -> None:
         try:
             await self.db.close()

@@ -13,6 +13,7 @@ from typing import Any, Literal, Protocol
 from bot.arta.types import ArtaToken
 from bot.storage.leadership import Leadership
 from bot.storage.records import (
+    ClaimLimits,
     JobCounts,
     JobRecord,
     JobStats,
@@ -103,6 +104,18 @@ class PictureStore(Protocol):
     async def delete_orphans(self) -> int: ...
 
 
+class JobClaims(Protocol):
+    """Jobs claimed under a lease by any of several processes (PostgreSQL only)."""
+
+    lease: float
+
+    async def register(self) -> int: ...
+    async def heartbeat(self) -> bool: ...
+    async def claim(self, free: int, limits: ClaimLimits) -> list[JobRecord]: ...
+    async def position(self, job_id: int) -> int | None: ...
+    async def release(self) -> int: ...
+
+
 class Storage(Protocol):
     """One open database: its repositories, a health probe, and how to close it."""
 
@@ -130,6 +143,11 @@ class Storage(Protocol):
 
     def leadership(self, bot_ids: Sequence[int], *, interval: float) -> Leadership:
         """Who polls these bots and runs jobs among processes on this database."""
+        ...
+
+    def claims(self, bot_ids: Sequence[int], *, lease: float) -> JobClaims | None:
+        """How this process claims jobs among others on the database; None when it is
+        the only one (SQLite): it then runs every job it accepts, as it always did."""
         ...
 
     async def close(self) -> None: ...

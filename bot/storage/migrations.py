@@ -171,6 +171,15 @@ MIGRATIONS: tuple[Migration, ...] = (
             """,
         ),
     ),
+    Migration(
+        5,
+        "which process holds a job (PostgreSQL; unused here, kept so rows look alike)",
+        (
+            # SQLite has one process (the file lock), so nothing is ever claimed; the
+            # column keeps `migrate-db` and the row mapping the same on both engines.
+            "ALTER TABLE jobs ADD COLUMN owner INTEGER",
+        ),
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

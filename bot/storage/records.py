@@ -155,3 +155,11 @@ class JobTimeline:
 
     counts: tuple[tuple[int, str, str | None, int], ...]  # (bucket, state, error kind, n)
     durations: tuple[tuple[int, float], ...]  # (bucket, seconds to result) of done jobs
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimLimits:
+    """The runner's limits as the database counts them over every process."""
+
+    max_in_flight: int
+    per_user_active: int

@@ -9,6 +9,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
+from bot.storage.postgres.claims import PostgresJobClaims
 from bot.storage.postgres.jobs_repo import PostgresJobRepository
 from bot.storage.postgres.leader import PostgresLeadership
 from bot.storage.postgres.migrations import migrate, schema_version
@@ -78,6 +79,9 @@ class PostgresStorage:
 
     def leadership(self, bot_ids: Sequence[int], *, interval: float) -> PostgresLeadership:
         return PostgresLeadership(self._pool, bot_ids, interval=interval)
+
+    def claims(self, bot_ids: Sequence[int], *, lease: float) -> PostgresJobClaims:
+        return PostgresJobClaims(self._pool, self.jobs, bot_ids, lease=lease)
 
     async def close(self) -> None:
         if self._closed:

@@ -50,6 +50,10 @@ _ACTIVE_SQL = "(" + ", ".join(f"'{state}'" for state in _ACTIVE) + ")"
 class PostgresJobRepository:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
+        # The worker id this process claims jobs as (bot/storage/postgres/claims.py), once
+        # it has one: from then on the runner's transitions hold only on jobs it owns, so
+        # a process that lost a job to a takeover stops at its next step.
+        self.owner: int | None = None
 
     async def create(self, new: NewJob, *, now: float) -> JobRecord:
         return await self._insert(new, JobState.QUEUED, now)
@@ -152,6 +156,7 @@ class PostgresJobRepository:
                 "failover_from": failover_from,
             },
             from_states=_QUEUED,
+            owned=True,
         )
 
     async def mark_delivering(
@@ -173,20 +178,24 @@ class PostgresJobRepository:
                 "polls": polls,
             },
             from_states=_BEFORE_DELIVERY,
+            owned=True,
         )
 
     async def mark_done(self, job_id: int, *, now: float) -> bool:
-        return await self._finish(job_id, JobState.DONE, now, from_states=_ACTIVE)
+        return await self._finish(job_id, JobState.DONE, now, from_states=_ACTIVE, owned=True)
 
     async def mark_failed(self, job_id: int, kind: str, detail: str | None, *, now: float) -> bool:
         if detail is not None and len(detail) > MAX_ERROR_DETAIL:
             detail = detail[: MAX_ERROR_DETAIL - 1] + "…"
         return await self._finish(
-            job_id, JobState.FAILED, now, kind, detail, from_states=_CANCELLABLE
+            job_id, JobState.FAILED, now, kind, detail, from_states=_CANCELLABLE, owned=True
         )
 
     async def mark_cancelled(self, job_id: int, *, now: float) -> bool:
-        return await self._finish(job_id, JobState.CANCELLED, now, from_states=_CANCELLABLE)
+        # Also a job nobody holds yet: Cancel pressed while it waits, on any process.
+        return await self._finish(
+            job_id, JobState.CANCELLED, now, from_states=_CANCELLABLE, owned=True, or_unowned=True
+        )
 
     async def unfinished(self, bot_ids: Collection[int] | None = None) -> list[JobRecord]:
         sql = f"SELECT * FROM jobs WHERE state IN {_ACTIVE_SQL}"
@@ -338,11 +347,15 @@ class PostgresJobRepository:
         detail: str | None = None,
         *,
         from_states: tuple[str, ...],
+        owned: bool = False,
+        or_unowned: bool = False,
     ) -> bool:
         return await self._update(
             job_id,
             {"state": state.value, "finished_at": now, "error_kind": kind, "error_detail": detail},
             from_states=from_states,
+            owned=owned,
+            or_unowned=or_unowned,
         )
 
     async def _update(
@@ -351,6 +364,8 @@ class PostgresJobRepository:
         changes: dict[str, Any],
         *,
         from_states: tuple[str, ...] | None = None,
+        owned: bool = False,
+        or_unowned: bool = False,
     ) -> bool:
         # Column names come from this module only, never from callers' data.
         assignments = ", ".join(
@@ -361,6 +376,11 @@ class PostgresJobRepository:
         if from_states is not None:
             sql += f" AND state = ANY(${len(args) + 1}::text[])"
             args.append(list(from_states))
+        if owned and self.owner is not None:
+            # `WHERE state = expected AND owner = me` (issue 11).
+            args.append(self.owner)
+            mine = f"owner = ${len(args)}"
+            sql += f" AND ({mine} OR owner IS NULL)" if or_unowned else f" AND {mine}"
         async with self._pool.acquire() as conn:
             status = await conn.execute(sql, *args)
         # asyncpg answers with the command tag, "UPDATE <rows>".

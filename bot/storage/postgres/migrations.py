@@ -137,6 +137,26 @@ MIGRATIONS: tuple[Migration, ...] = (
             """,
         ),
     ),
+    Migration(
+        5,
+        "jobs are claimed by processes that hold a lease",
+        (
+            # One row per running bot process; its heartbeat (the database's clock, so
+            # the processes' own clocks never matter) is its lease on the jobs it owns.
+            """
+            CREATE TABLE bot_workers (
+                id           BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                heartbeat_at DOUBLE PRECISION NOT NULL,
+                started_at   DOUBLE PRECISION NOT NULL,
+                host         TEXT NOT NULL,
+                pid          INTEGER NOT NULL
+            )
+            """,
+            # The worker that runs the job; NULL: waiting to be claimed (or released by a
+            # clean shutdown). Every transition the runner makes checks it.
+            "ALTER TABLE jobs ADD COLUMN owner BIGINT",
+        ),
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version
