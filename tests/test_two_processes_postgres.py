@@ -40,7 +40,9 @@ async def test_kill_9_of_the_leader_mid_generation_the_standby_finishes_the_job_
                     tg,
                     arta,
                     (TOKEN,),
-                    database={"url": pg_url},
+                    # A short lease: the killed leader's job is taken over 3 s after
+                    # its last heartbeat rather than 30 s.
+                    database={"url": pg_url, "lease_seconds": 3.0},
                 )
             )
         user = tg.user(1001, first_name="Alice")
