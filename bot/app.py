@@ -405,7 +405,7 @@ class BotApp:
             arta=self.arta,
             providers=self.providers,
             model_menu=self.model_menu,
-            debounce=PressDebounce(),
+            debounce=PressDebounce(shared=self.storage.presses),
         )
         dp.update.outer_middleware(self.in_flight_updates)
         dp.update.outer_middleware(self.metrics.update_timer)

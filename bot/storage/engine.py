@@ -36,6 +36,8 @@ class SqliteStorage:
         self.settings = UserSettingsRepository(db)
         self.tokens = SqliteTokenStore(db)
         self.pictures = PictureRepository(db)
+        # One process: a double tap is caught in memory (bot/telegram/debounce.py).
+        self.presses = None
 
     @property
     def location(self) -> str:

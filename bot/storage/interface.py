@@ -104,6 +104,12 @@ class PictureStore(Protocol):
     async def delete_orphans(self) -> int: ...
 
 
+class PressStore(Protocol):
+    """Button presses seen by every process (PostgreSQL); see bot/telegram/debounce.py."""
+
+    async def first(self, key: str, window: float) -> bool: ...
+
+
 class JobClaims(Protocol):
     """Jobs claimed under a lease by any of several processes (PostgreSQL only)."""
 
@@ -124,6 +130,8 @@ class Storage(Protocol):
     settings: SettingsStore
     tokens: TokenStore
     pictures: PictureStore
+    # None: one process, whose memory is enough to tell a double tap.
+    presses: PressStore | None
 
     @property
     def location(self) -> str:

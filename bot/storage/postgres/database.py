@@ -14,6 +14,7 @@ from bot.storage.postgres.jobs_repo import PostgresJobRepository
 from bot.storage.postgres.leader import PostgresLeadership
 from bot.storage.postgres.migrations import migrate, schema_version
 from bot.storage.postgres.pictures_repo import PostgresPictureRepository
+from bot.storage.postgres.presses import PostgresPresses
 from bot.storage.postgres.settings_repo import PostgresSettingsRepository
 from bot.storage.postgres.tokens import PostgresTokenStore
 
@@ -50,6 +51,7 @@ class PostgresStorage:
         self.settings = PostgresSettingsRepository(pool)
         self.tokens = PostgresTokenStore(pool)
         self.pictures = PostgresPictureRepository(pool)
+        self.presses = PostgresPresses(pool)
 
     @property
     def location(self) -> str:

@@ -155,6 +155,14 @@ MIGRATIONS: tuple[Migration, ...] = (
             # The worker that runs the job; NULL: waiting to be claimed (or released by a
             # clean shutdown). Every transition the runner makes checks it.
             "ALTER TABLE jobs ADD COLUMN owner BIGINT",
+            # The last press of each (bot, user, job, button) by any process: a double tap
+            # split between two processes starts one job (swept after a few seconds).
+            """
+            CREATE TABLE button_presses (
+                key        TEXT PRIMARY KEY,
+                pressed_at DOUBLE PRECISION NOT NULL
+            )
+            """,
         ),
     ),
 )

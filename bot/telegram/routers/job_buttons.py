@@ -84,7 +84,7 @@ async def press_job_button(
         await callback.answer(texts.rate_limited(wait), show_alert=True)
         return
     await callback.answer()
-    if not debounce.first((bot.id, callback.from_user.id, job.id, callback_data.action)):
+    if not await debounce.first((bot.id, callback.from_user.id, job.id, callback_data.action)):
         return  # the second tap of a double tap
     origin = origin_of_job(job, user_id=callback.from_user.id)
     origin = replace(origin, language=i18n.current_locale)
@@ -148,7 +148,7 @@ async def _press_inline(
         await callback.answer(texts.rate_limited(wait), show_alert=True)
         return
     await callback.answer()
-    if not debounce.first((bot.id, callback.from_user.id, job.id, callback_data.action)):
+    if not await debounce.first((bot.id, callback.from_user.id, job.id, callback_data.action)):
         return  # the second tap of a double tap
     assert job.inline_message_id is not None
     # Take the buttons first, so of two presses racing only one starts a job.
