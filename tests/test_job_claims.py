@@ -11,6 +11,7 @@ dated back, which is what the next claim round looks at.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ import pytest
 
 from bot.jobs.claiming import ClaimLoop
 from bot.jobs.routing import ProviderSet
-from bot.jobs.runner import JobRunner, RunnerLimits
+from bot.jobs.runner import JobRunner, RateLimited, RunnerLimits
 from bot.storage.postgres import open_postgres
 from bot.storage.postgres.database import PostgresStorage
 from bot.storage.records import ClaimLimits, JobState
@@ -64,7 +65,10 @@ async def spawn(pg_url: str, service: MemoryProvider) -> AsyncIterator[Spawn]:
     async with AsyncExitStack() as stack:
 
         async def start(
-            max_in_flight: int = 20, per_user_active: int = 20, everywhere: int | None = None
+            max_in_flight: int = 20,
+            per_user_active: int = 20,
+            everywhere: int | None = None,
+            per_minute: int = 1000,
         ) -> Process:
             # `everywhere`: the limit over all processes, when a test wants it to differ
             # from what this one process may run (the bot uses one number for both).
@@ -74,7 +78,7 @@ async def spawn(pg_url: str, service: MemoryProvider) -> AsyncIterator[Spawn]:
             limits = RunnerLimits(
                 max_in_flight=max_in_flight,
                 per_user_active=per_user_active,
-                per_user_per_minute=1000,
+                per_user_per_minute=per_minute,
                 shutdown_grace=0.05,
             )
             runner = JobRunner(
@@ -162,6 +166,26 @@ async def test_limits_hold_across_processes(spawn: Spawn, service: MemoryProvide
     for prompt in prompts:
         service.release(prompt)
     await _until(lambda: _count_started(service, 6))
+
+
+async def test_the_per_minute_limit_counts_a_users_jobs_on_every_process(
+    spawn: Spawn,
+) -> None:
+    first = await spawn(per_minute=3)
+    second = await spawn(per_minute=3)
+    await first.runner.accept(new_job("one"))
+    await second.runner.accept(new_job("two"))
+    draft = await first.storage.jobs.create_draft(new_job("three"), now=time.time())
+    assert await second.runner.accept_draft(draft.id, "Flux", status_message_id=None)
+    # Each process saw one or two of them; together they are three.
+    with pytest.raises(RateLimited) as limited:
+        await first.runner.accept(new_job("four"))
+    assert 0 < limited.value.retry_after <= 60
+    late = await second.storage.jobs.create_draft(new_job("five"), now=time.time())
+    with pytest.raises(RateLimited):
+        await second.runner.accept_draft(late.id, "Flux", status_message_id=None)
+    assert (await _state(second, late.id)) is JobState.DRAFT  # nothing was started
+    await first.runner.accept(new_job("another user", user_id=2))  # others are not held up
 
 
 async def test_a_dead_process_loses_its_jobs_polled_again_by_record_id_never_resubmitted(

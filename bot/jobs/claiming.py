@@ -82,6 +82,10 @@ class ClaimLoop:
     async def position(self, job_id: int) -> int | None:
         return await self._claims.position(job_id)
 
+    @property
+    def claims(self) -> JobClaims:
+        return self._claims
+
     async def stop(self) -> None:
         """After the runner stopped: hand unfinished jobs back for others to take now."""
         for task in self._tasks:

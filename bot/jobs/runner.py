@@ -160,10 +160,16 @@ class JobRunner:
     async def accept(self, new: NewJob) -> Accepted:
         """Save a new job and queue it. Raises RateLimited before anything is saved."""
         self._take_rate_slot(new.bot_id, new.user_id)
+        if self._claimer is not None:
+            created = await self._claimer.claims.create(
+                new, now=self._clock(), per_minute=self._limits.per_user_per_minute
+            )
+            if isinstance(created, float):
+                raise RateLimited(created)  # over the limit on all processes together
+            self._log(created, "accepted")
+            return await self._claimed(created)
         job = await self._jobs.create(new, now=self._clock())
         self._log(job, "accepted")
-        if self._claimer is not None:
-            return await self._claimed(job)
         return Accepted(job, self._enqueue(job))
 
     async def accept_draft(
@@ -174,7 +180,15 @@ class JobRunner:
         if draft is None or draft.state is not JobState.DRAFT:
             return None
         self._check_rate(draft.bot_id, draft.user_id)
-        if not await self._jobs.mark_queued(job_id, model, now=self._clock()):
+        if self._claimer is not None:
+            queued = await self._claimer.claims.mark_queued(
+                job_id, model, now=self._clock(), per_minute=self._limits.per_user_per_minute
+            )
+            if isinstance(queued, float):
+                raise RateLimited(queued)
+            if not queued:
+                return None
+        elif not await self._jobs.mark_queued(job_id, model, now=self._clock()):
             return None  # a second tap on the picker: the first one started the job
         self._rate.hit((draft.bot_id, draft.user_id), self._clock())
         if status_message_id is not None:

@@ -27,7 +27,7 @@ import asyncpg
 
 from bot.storage.jobs_repo import _job_from_row
 from bot.storage.postgres.jobs_repo import PostgresJobRepository
-from bot.storage.records import ClaimLimits, JobRecord
+from bot.storage.records import ClaimLimits, JobRecord, NewJob
 
 # Names "claiming jobs" among the database's advisory locks (one-key form).
 CLAIM_LOCK_KEY = 0x0B07_C1A1
@@ -145,6 +145,18 @@ class PostgresJobClaims:
         # RETURNING gives no order; fair order is oldest turn first.
         return [_job_from_row(row) for row in taken] + sorted(
             (_job_from_row(row) for row in claimed), key=lambda job: (job.created_at, job.id)
+        )
+
+    async def create(self, new: NewJob, *, now: float, per_minute: int) -> JobRecord | float:
+        """Save a job unless the user is over `per_minute` on all processes together; then
+        the seconds to wait."""
+        return await self._jobs.create_within_rate(new, now=now, per_minute=per_minute)
+
+    async def mark_queued(
+        self, job_id: int, model: str, *, now: float, per_minute: int
+    ) -> bool | float:
+        return await self._jobs.mark_queued_within_rate(
+            job_id, model, now=now, per_minute=per_minute
         )
 
     async def position(self, job_id: int) -> int | None:

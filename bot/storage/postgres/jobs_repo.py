@@ -47,6 +47,11 @@ _BEFORE_DELIVERY = _states(JobState.QUEUED, JobState.SUBMITTED)
 _ACTIVE_SQL = "(" + ", ".join(f"'{state}'" for state in _ACTIVE) + ")"
 
 
+# Names "a user's per-minute job count" among advisory locks (two-key form).
+RATE_LOCK_KEY = 0x0A7E
+RATE_WINDOW = 60.0
+
+
 class PostgresJobRepository:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
@@ -85,39 +90,44 @@ class PostgresJobRepository:
         return int(status.split()[-1])
 
     async def _insert(self, new: NewJob, state: JobState, now: float) -> JobRecord:
-        params = new.params
         async with self._pool.acquire() as conn:
-            row = await conn.fetchrow(
-                """
-                INSERT INTO jobs (
-                    bot_id, chat_id, user_id, state, language,
-                    request_message_id, thread_id, status_message_id,
-                    prompt, model, negative_prompt, aspect_ratio, images, steps, cfg, seed,
-                    as_files, created_at, inline_message_id
-                ) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15,
-                          $16, $17, $18, $19)
-                RETURNING *
-                """,
-                new.bot_id,
-                new.chat_id,
-                new.user_id,
-                state.value,
-                new.language,
-                new.request_message_id,
-                new.thread_id,
-                new.status_message_id,
-                params.prompt,
-                params.model,
-                params.negative_prompt,
-                params.aspect_ratio,
-                params.images,
-                params.steps,
-                params.cfg,
-                params.seed,
-                params.as_files,
-                now,
-                new.inline_message_id,
-            )
+            return await self._insert_on(conn, new, state, now)
+
+    async def _insert_on(
+        self, conn: asyncpg.Connection, new: NewJob, state: JobState, now: float
+    ) -> JobRecord:
+        params = new.params
+        row = await conn.fetchrow(
+            """
+            INSERT INTO jobs (
+                bot_id, chat_id, user_id, state, language,
+                request_message_id, thread_id, status_message_id,
+                prompt, model, negative_prompt, aspect_ratio, images, steps, cfg, seed,
+                as_files, created_at, inline_message_id
+            ) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15,
+                      $16, $17, $18, $19)
+            RETURNING *
+            """,
+            new.bot_id,
+            new.chat_id,
+            new.user_id,
+            state.value,
+            new.language,
+            new.request_message_id,
+            new.thread_id,
+            new.status_message_id,
+            params.prompt,
+            params.model,
+            params.negative_prompt,
+            params.aspect_ratio,
+            params.images,
+            params.steps,
+            params.cfg,
+            params.seed,
+            params.as_files,
+            now,
+            new.inline_message_id,
+        )
         return _job_from_row(row)
 
     async def get(self, job_id: int) -> JobRecord | None:
@@ -127,6 +137,59 @@ class PostgresJobRepository:
 
     async def set_status_message(self, job_id: int, message_id: int) -> None:
         await self._update(job_id, {"status_message_id": message_id})
+
+    async def create_within_rate(
+        self, new: NewJob, *, now: float, per_minute: int
+    ) -> JobRecord | float:
+        """`create`, unless the user started `per_minute` jobs in the last minute on any
+        process: then the seconds until they may (nothing saved)."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            wait = await self._rate_wait(conn, new.bot_id, new.user_id, now, per_minute)
+            if wait is not None:
+                return wait
+            return await self._insert_on(conn, new, JobState.QUEUED, now)
+
+    async def mark_queued_within_rate(
+        self, job_id: int, model: str, *, now: float, per_minute: int
+    ) -> bool | float:
+        """`mark_queued` under the same per-minute rule as `create_within_rate`."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            draft = await conn.fetchrow(
+                "SELECT bot_id, user_id FROM jobs WHERE id = $1 AND state = 'draft'", job_id
+            )
+            if draft is None:
+                return False
+            wait = await self._rate_wait(conn, draft[0], draft[1], now, per_minute)
+            if wait is not None:
+                return wait
+            status = await conn.execute(
+                "UPDATE jobs SET state = 'queued', model = $2, created_at = $3"
+                " WHERE id = $1 AND state = 'draft'",
+                job_id,
+                model,
+                now,
+            )
+        return status == "UPDATE 1"
+
+    async def _rate_wait(
+        self, conn: asyncpg.Connection, bot_id: int, user_id: int, now: float, per_minute: int
+    ) -> float | None:
+        # Per user, so that two processes checking the same user at once take turns and
+        # the second sees the first one's job (until the transaction ends).
+        await conn.execute(
+            "SELECT pg_advisory_xact_lock($1, hashtext($2))", RATE_LOCK_KEY, f"{bot_id}:{user_id}"
+        )
+        starts = await conn.fetch(
+            "SELECT created_at FROM jobs WHERE bot_id = $1 AND user_id = $2"
+            " AND state != 'draft' AND created_at > $3 ORDER BY created_at DESC LIMIT $4",
+            bot_id,
+            user_id,
+            now - RATE_WINDOW,
+            per_minute,
+        )
+        if len(starts) < per_minute:
+            return None
+        return max(0.0, float(starts[-1][0]) + RATE_WINDOW - now)
 
     async def mark_queued(self, job_id: int, model: str, *, now: float) -> bool:
         return await self._update(
