@@ -60,6 +60,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-baseline", action="store_true", help="run our bot only")
     parser.add_argument("--write", action="store_true", help="update BENCHMARKS.md")
     parser.add_argument("--workdir", type=Path, help="keep configs, databases and logs here")
+    parser.add_argument(
+        "--processes",
+        type=lambda text: [int(n) for n in text.split(",")],
+        help="1,2,4: that many bot processes on one PostgreSQL (bench/processes.py)",
+    )
+    parser.add_argument(
+        "--kill", action="store_true", help="with --processes: also kill -9 one of 3 mid-run"
+    )
     args = parser.parse_args(argv)
     params = Params(
         jobs=args.jobs,
@@ -73,6 +81,8 @@ def main(argv: list[str] | None = None) -> int:
         grace=args.grace,
         auth_latency=args.auth_latency,
     )
+    if args.processes:
+        return _processes(args, params)
     ours: list[Result] = []
     baseline: list[Result] = []
     for _ in range(max(1, args.repeat)):
@@ -87,6 +97,19 @@ def main(argv: list[str] | None = None) -> int:
         write_section(ROOT / "BENCHMARKS.md", command, section(command, params, ours, baseline))
         print(f"\nwrote BENCHMARKS.md ({command})")
     return 0 if all(result.failed == 0 for result in ours) else 1
+
+
+def _processes(args: argparse.Namespace, params: Params) -> int:
+    from bench.processes import report, run_all
+
+    with tempfile.TemporaryDirectory(prefix="bench-") as temporary:
+        base = args.workdir or Path(temporary)
+        results = asyncio.run(
+            run_all(args.processes, params, base, kill=args.kill, repeat=max(1, args.repeat))
+        )
+    print()
+    print(report(results))
+    return 0 if all(r.delivered == r.jobs for r in results) else 1
 
 
 async def run(
