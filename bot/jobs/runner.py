@@ -202,12 +202,10 @@ class JobRunner:
 
     async def _claimed(self, job: JobRecord) -> Accepted:
         assert self._claimer is not None
-        try:
-            await self._claimer.claim_now()
-        except Exception:
-            # Saved as queued: the claim loop or another process takes it up.
-            log.warning("job %s: claiming at once failed", job.id, exc_info=True)
-        if job.id in self._tasks:
+        # Claimed by the loop, not here: the caller shows "accepted" first, as with a job
+        # queued in memory, instead of after the job may already have been delivered.
+        self._claimer.wake()
+        if self.free_slots > 0:
             return Accepted(job, None)
         return Accepted(job, await self._claimer.position(job.id))
 
