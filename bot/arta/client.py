@@ -43,6 +43,7 @@ from bot.arta.http import (
     read_status,
     read_submit,
 )
+from bot.arta.rate import RateGate
 from bot.arta.schedule import (
     Censored,
     DurationEstimate,
@@ -113,6 +114,7 @@ class ArtaClient:
         self._rng = rng if rng is not None else random.Random()
         self._limits = PollLimits(settings.poll_min_interval, settings.poll_max_interval)
         self._session: aiohttp.ClientSession | None = None
+        self._status_gate = RateGate(settings.max_status_rate, clock=clock, sleep=sleep)
         self._closed = False
         self._submitted: OrderedDict[str, SubmittedJob] = OrderedDict()
         # Jobs being polled whose age is known: record id -> (model, age at the last answer
@@ -273,6 +275,7 @@ class ArtaClient:
             delay = self._next_delay(view, api_model, failures, retry_after)
             # The last check lands on the deadline itself rather than past it.
             await self._sleep(min(delay, deadline_at - now))
+            await self._status_gate.wait()
             polls += 1
             try:
                 answer = await self._status(record_id, account)
