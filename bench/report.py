@@ -81,11 +81,50 @@ ROWS: tuple[Row, ...] = (
 )
 
 
-def table(ours: list[Result], baseline: list[Result]) -> list[list[str]]:
+def workload_rows(name: str) -> tuple[Row, ...]:
+    """The figures issue 12 sets targets on for this workload, on top of ROWS."""
+    from bench import workloads as w
+
+    half = lambda r: r.jobs // 2  # noqa: E731
+    rows = {
+        "shift": (
+            Row(
+                "after the change: delivery median, jobs 1-20 (s)",
+                lambda r: w._median(w.after_change(r, 0, 20)),
+                3,
+            ),
+            Row(
+                "after the change: delivery median, jobs 21+ (s)",
+                lambda r: w._median(w.after_change(r, 20)),
+                3,
+            ),
+        ),
+        "shift-reverse": (
+            Row(
+                "status checks a job, 20 jobs after the change",
+                lambda r: w.checks(r, half(r), half(r) + 20),
+                2,
+            ),
+            Row("status checks a job, last 20 jobs", lambda r: w.checks(r, -20, None), 2),
+        ),
+        "failures": (
+            Row("failure told after, median (s)", lambda r: w.failure_quantile(r, 0.5), 3),
+            Row("failure told after, p95 (s)", lambda r: w.failure_quantile(r, 0.95), 3),
+        ),
+        "telegram-limits": (
+            Row("429 answers from the Bot API", lambda r: float(r.too_many_requests), 0),
+        ),
+    }
+    return rows.get(name, ())
+
+
+def table(
+    ours: list[Result], baseline: list[Result], extra: tuple[Row, ...] = ()
+) -> list[list[str]]:
     """One row per figure: the median over repeats for each bot, and the median of the
     ratios of repeats run back to back (so a slow spell of a shared machine hits both)."""
     rows = [["", "ours", "baseline", "ours/baseline"]]
-    for row in ROWS:
+    for row in (*ROWS, *extra):
         mine = [row.value(r) for r in ours]
         theirs = [row.value(r) for r in baseline]
         ratios = [_ratio_value(a, b) for a, b in zip(mine, theirs, strict=False)]
@@ -134,7 +173,20 @@ def machine() -> str:
 
 
 def describe(params: Params) -> str:
+    extra = ""
+    if params.generation_after is not None:
+        extra += f"; second half generation {params.generation_after}"
+    if params.fail_share:
+        extra += f"; {params.fail_share:.0%} fail within {params.fail_within:g} s"
+    if params.groups:
+        extra += (
+            f"; {params.private_chats} private chats and {params.groups} groups "
+            f"({params.group_share:.0%} of jobs)"
+        )
+    if params.telegram_limits:
+        extra += "; the fake Bot API enforces Telegram's flood limits"
     return (
+        f"workload {params.workload}{extra}; "
         f"{params.jobs} jobs over {params.bots} bot(s), 1-4 pictures each; queue "
         f"{params.queue}, generation {params.generation}, times x{params.time_factor:g}; "
         f"users send over {params.ramp:g} s; sign-up answers after {params.auth_latency:g} s; "
@@ -158,7 +210,7 @@ def section(command: str, params: Params, ours: list[Result], baseline: list[Res
         f"- packages: {versions}\n"
         f"- workload: {describe(params)}\n"
         f"- repeats: {len(ours)} (medians; ratios are medians of back-to-back pairs)\n\n"
-        f"{markdown_table(table(ours, baseline))}\n"
+        f"{markdown_table(table(ours, baseline, workload_rows(params.workload)))}\n"
     )
 
 
