@@ -120,7 +120,9 @@ async def running_bot(
             for n, token in enumerate(tokens, start=1)
         ]
         config = make_config(tg, arta, tmp_path / "bot.db", tokens, **sections)
-        app = await BotApp.create(config, bot_api_sleep=bot_api_sleep)
+        # Unpaced: pacing waits real seconds between messages to one chat (tests/test_pacing.py
+        # covers it on an injected clock; the bench measures it against the limits).
+        app = await BotApp.create(config, bot_api_sleep=bot_api_sleep, pace_sends=False)
         stack = Stack(tg=tg, arta=arta, app=app, bots=bots, config=config)
         task = asyncio.create_task(app.run(handle_signals=False))
         ready = "setWebhook" if config.mode == "webhook" else "getUpdates"

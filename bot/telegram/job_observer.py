@@ -15,7 +15,7 @@ from aiogram.types import InlineKeyboardMarkup, ReplyParameters
 from aiogram.utils.i18n import I18n
 
 from bot.arta.client import ArtaClient
-from bot.jobs.observer import FailureKind, JobFailure, Progress
+from bot.jobs.observer import FailureKind, JobFailure, Progress, Stage
 from bot.storage.records import JobRecord
 from bot.telegram import keyboards, texts
 from bot.telegram.delivery import reply_to_request, send_results
@@ -28,6 +28,14 @@ log = logging.getLogger(__name__)
 class _Shown:
     at: float
     text: str
+    stage: Stage
+    position: int | None
+
+
+# Only the seconds changed: edit once per this many edit intervals (15 s at the default 3 s).
+# Each edit is a Bot API request (~1 ms of CPU) and a share of the chat's one message a
+# second; the place in line and the stage are what a user waits to see change.
+ELAPSED_TICK_INTERVALS = 5
 
 
 class TelegramJobObserver:
@@ -52,11 +60,18 @@ class TelegramJobObserver:
             text = texts.status(progress, job.params.model)
         shown = self._shown.get(job.id)
         now = self._clock()
-        # Telegram allows about one edit a second per chat (20 a minute in groups);
-        # a progress line that is a few seconds old is fine, a 429 storm is not.
-        if shown is not None and (shown.text == text or now - shown.at < self._edit_interval):
-            return
-        self._shown[job.id] = _Shown(now, text)
+        if shown is not None:
+            if shown.text == text:
+                return
+            # Telegram allows about one edit a second per chat (20 a minute in groups); a
+            # progress line that is a few seconds old is fine, a 429 storm is not.
+            since = now - shown.at
+            if since < self._edit_interval:
+                return
+            moved = shown.stage is not progress.stage or shown.position != progress.position
+            if not moved and since < self._edit_interval * ELAPSED_TICK_INTERVALS:
+                return
+        self._shown[job.id] = _Shown(now, text, progress.stage, progress.position)
         with self._locale(job):
             markup = keyboards.status(job.id)
         await self._edit_status(job, text, markup)

@@ -1,0 +1,160 @@
+"""Send no faster than Telegram allows, so flood control never has to answer 429.
+
+Telegram's published limits (core.telegram.org/bots/faq): about 30 messages a second per
+bot, about one a second in a private chat, 20 a minute in a group. aiogram has no limiter
+(peers such as python-telegram-bot ship an AIORateLimiter); without one a burst of finished
+jobs meets 429s and waits out retry_after, seconds per chat. Here every send or edit waits for
+its slot instead:
+
+* per chat: PRIVATE_INTERVAL between two messages to a private chat, GROUP_INTERVAL in a group
+  (a tenth over the limit: a request may reach Telegram a little later than it left);
+* per bot: BOT_RATE a second (this middleware sits on one bot's session);
+* status edits give way: an edit waits while a message (an album, an answer) for the same chat
+  waits, and takes a bot slot only when one is free now, never a reserved one;
+* an edit that is no longer current is dropped, not queued: a newer edit (or a deletion) of
+  the same message while it waits makes it answer "message is not modified", which callers
+  treat as done (the newer state is what Telegram will show).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from aiogram.client.session.middlewares.base import (
+    BaseRequestMiddleware,
+    NextRequestMiddlewareType,
+)
+from aiogram.exceptions import TelegramBadRequest
+from aiogram.methods import TelegramMethod
+from aiogram.methods.base import TelegramType
+
+if TYPE_CHECKING:
+    from aiogram import Bot
+    from aiogram.methods import Response
+
+BOT_RATE = 27.0
+PRIVATE_INTERVAL = 1.1
+GROUP_INTERVAL = 3.3
+# Chats remembered with a future slot; past slots are forgotten when the map grows past this.
+MAX_REMEMBERED_CHATS = 4096
+_SENDS = ("send", "copy", "forward")
+_EDITS = ("editmessagetext", "editmessagecaption", "editmessagereplymarkup", "editmessagemedia")
+
+
+class EditSuperseded(TelegramBadRequest):
+    """A status edit dropped because a newer edit (or a deletion) of the message came while it
+    waited for its slot. Shaped like Telegram's own "message is not modified", which every
+    caller already treats as nothing to do."""
+
+    def __init__(self, method: TelegramMethod[Any]) -> None:
+        super().__init__(
+            method=method, message="Bad Request: message is not modified (superseded)"
+        )
+
+
+class SendPacer(BaseRequestMiddleware):
+    def __init__(
+        self,
+        *,
+        bot_rate: float = BOT_RATE,
+        private_interval: float = PRIVATE_INTERVAL,
+        group_interval: float = GROUP_INTERVAL,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self._bot_spacing = 1.0 / bot_rate
+        self._private_interval = private_interval
+        self._group_interval = group_interval
+        self._clock = clock
+        self._sleep = sleep
+        self._bot_next = 0.0
+        self._chat_next: dict[int | str, float] = {}
+        # Messages (not edits) waiting for a chat: edits of that chat wait behind them.
+        self._urgent: Counter[int | str] = Counter()
+        # (chat, message) -> number of the newest edit waiting; older ones are dropped.
+        self._edits: dict[tuple[int | str, int], int] = {}
+
+    async def __call__(
+        self,
+        make_request: NextRequestMiddlewareType[TelegramType],
+        bot: Bot,
+        method: TelegramMethod[TelegramType],
+    ) -> Response[TelegramType]:
+        name = method.__api_method__.lower()
+        chat = getattr(method, "chat_id", None)
+        if not isinstance(chat, int | str):
+            return await make_request(bot, method)
+        if name == "deletemessage":
+            key = (chat, getattr(method, "message_id", 0))
+            if key in self._edits:
+                self._edits[key] += 1  # whatever edit waits is moot now
+            return await make_request(bot, method)
+        if name in _EDITS:
+            message_id = getattr(method, "message_id", None)
+            if isinstance(message_id, int):
+                await self._edit_slot(method, chat, message_id)
+                return await make_request(bot, method)
+        if (name.startswith(_SENDS) and name != "sendchataction") or name in _EDITS:
+            await self._send_slot(chat)
+        return await make_request(bot, method)
+
+    async def _send_slot(self, chat: int | str) -> None:
+        self._urgent[chat] += 1
+        try:
+            while True:
+                now = self._clock()
+                ready = self._chat_next.get(chat, 0.0)
+                if ready <= now:
+                    break
+                await self._sleep(ready - now)
+            # Chat and bot slot taken together, with no await in between.
+            slot = max(now, self._bot_next)
+            self._bot_next = slot + self._bot_spacing
+            self._reserve_chat(chat, slot, now)
+        finally:
+            self._urgent[chat] -= 1
+            if not self._urgent[chat]:
+                del self._urgent[chat]
+        if slot > now:
+            await self._sleep(slot - now)
+
+    async def _edit_slot(
+        self, method: TelegramMethod[Any], chat: int | str, message_id: int
+    ) -> None:
+        key = (chat, message_id)
+        number = self._edits.get(key, 0) + 1
+        self._edits[key] = number
+        try:
+            while True:
+                if self._edits.get(key) != number:
+                    raise EditSuperseded(method)
+                now = self._clock()
+                chat_ready = self._chat_next.get(chat, 0.0)
+                if self._urgent.get(chat):
+                    wait = self._interval(chat)
+                elif chat_ready > now or self._bot_next > now:
+                    wait = max(chat_ready, self._bot_next) - now
+                else:
+                    break
+                await self._sleep(wait)
+            self._bot_next = now + self._bot_spacing
+            self._reserve_chat(chat, now, now)
+        finally:
+            if self._edits.get(key) == number:
+                del self._edits[key]
+
+    def _reserve_chat(self, chat: int | str, slot: float, now: float) -> None:
+        self._chat_next[chat] = slot + self._interval(chat)
+        if len(self._chat_next) > MAX_REMEMBERED_CHATS:
+            for stale in [c for c, ready in self._chat_next.items() if ready <= now]:
+                del self._chat_next[stale]
+
+    def _interval(self, chat: int | str) -> float:
+        # Private chats have positive ids; groups and channels negative ids or @usernames.
+        if isinstance(chat, int) and chat > 0:
+            return self._private_interval
+        return self._group_interval
