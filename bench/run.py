@@ -233,11 +233,16 @@ def plan_jobs(params: Params) -> list[JobPlan]:
 
 def bot_command(kind: str, config: Path, params: Params) -> list[str]:
     """The production entry point, or the same app on the gpt4free-style client."""
+    # BENCH_CPROFILE=DIR: run the bot under cProfile, stats in DIR/<kind>.prof (on exit).
+    profile = os.environ.get("BENCH_CPROFILE")
+    python = [sys.executable]
+    if profile:
+        python += ["-m", "cProfile", "-o", str(Path(profile) / f"{kind}.prof")]
     if kind == "ours":
-        return [sys.executable, "-m", "bot", "--config", str(config)]
+        return [*python, "-m", "bot", "--config", str(config)]
     interval = GPT4FREE_POLL_SECONDS * params.time_factor
     return [
-        sys.executable,
+        *python,
         "-m",
         "bench.baseline_bot",
         "--config",
