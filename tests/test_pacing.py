@@ -136,3 +136,17 @@ async def test_deleting_a_message_drops_the_edit_waiting_for_it(time: VirtualTim
     dropped, deleted = await time.run(pace(tg, None, edit), time.at(0.1, pace(tg, None, delete)))
     assert isinstance(dropped, EditSuperseded) and deleted == "ok"
     assert [name for _, name, _ in tg.sent] == ["SendMessage", "DeleteMessage"]
+
+
+async def test_under_load_pictures_take_the_bots_slots_before_texts(time: VirtualTime) -> None:
+    pace, tg = pacer(time), Telegram(time)
+    texts = [pace(tg, None, SendMessage(chat_id=2000 + n, text="t")) for n in range(40)]
+    albums = [time.at(0.05, pace(tg, None, album(3000 + n))) for n in range(10)]
+    await time.run(*texts, *albums)
+    order = [name for _, name, _ in tg.sent]
+    # The albums asked later than most texts, yet all went out before the texts still waiting.
+    last_album = max(i for i, name in enumerate(order) if name == "SendMediaGroup")
+    assert last_album < 15
+    times = sorted(at for at, _, _ in tg.sent)
+    for start in times:
+        assert sum(1 for t in times if start <= t < start + 1.0 - 1e-6) <= BOT_RATE

@@ -8,7 +8,8 @@ its slot instead:
 
 * per chat: PRIVATE_INTERVAL between two messages to a private chat, GROUP_INTERVAL in a group
   (a tenth over the limit: a request may reach Telegram a little later than it left);
-* per bot: BOT_RATE a second (this middleware sits on one bot's session);
+* per bot: BOT_RATE a second (this middleware sits on one bot's session); pictures take the
+  bot's slots first, other messages next, each in order of arrival;
 * status edits give way: an edit waits while a message (an album, an answer) for the same chat
   waits, and takes a bot slot only when one is free now, never a reserved one;
 * an edit that is no longer current is dropped, not queued: a newer edit (or a deletion) of
@@ -20,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -42,6 +43,9 @@ GROUP_INTERVAL = 3.3
 # Chats remembered with a future slot; past slots are forgotten when the map grows past this.
 MAX_REMEMBERED_CHATS = 4096
 _SENDS = ("send", "copy", "forward")
+# What the user waits for goes first: under load the bot's 30 a second are spent on pictures,
+# and texts (a status message, the button row under an album) wait for free slots.
+_PICTURES = frozenset({"sendmediagroup", "sendphoto", "senddocument", "sendvideo"})
 _EDITS = ("editmessagetext", "editmessagecaption", "editmessagereplymarkup", "editmessagemedia")
 
 
@@ -75,6 +79,8 @@ class SendPacer(BaseRequestMiddleware):
         self._chat_next: dict[int | str, float] = {}
         # Messages (not edits) waiting for a chat: edits of that chat wait behind them.
         self._urgent: Counter[int | str] = Counter()
+        # Callers waiting for a bot slot: pictures, then other messages.
+        self._lines: tuple[deque[asyncio.Event], deque[asyncio.Event]] = (deque(), deque())
         # (chat, message) -> number of the newest edit waiting; older ones are dropped.
         self._edits: dict[tuple[int | str, int], int] = {}
 
@@ -99,28 +105,67 @@ class SendPacer(BaseRequestMiddleware):
                 await self._edit_slot(method, chat, message_id)
                 return await make_request(bot, method)
         if (name.startswith(_SENDS) and name != "sendchataction") or name in _EDITS:
-            await self._send_slot(chat)
+            await self._send_slot(chat, 0 if name in _PICTURES else 1)
         return await make_request(bot, method)
 
-    async def _send_slot(self, chat: int | str) -> None:
+    async def _send_slot(self, chat: int | str, rank: int) -> None:
         self._urgent[chat] += 1
         try:
             while True:
+                while True:
+                    now = self._clock()
+                    ready = self._chat_next.get(chat, 0.0)
+                    if ready <= now:
+                        break
+                    await self._sleep(ready - now)
+                await self._bot_turn(rank)
                 now = self._clock()
-                ready = self._chat_next.get(chat, 0.0)
-                if ready <= now:
-                    break
-                await self._sleep(ready - now)
-            # Chat and bot slot taken together, with no await in between.
-            slot = max(now, self._bot_next)
-            self._bot_next = slot + self._bot_spacing
-            self._reserve_chat(chat, slot, now)
+                if self._chat_next.get(chat, 0.0) <= now:
+                    # Chat and bot slot taken together, with no await in between.
+                    self._bot_next = now + self._bot_spacing
+                    self._reserve_chat(chat, now, now)
+                    self._wake_head()
+                    return
+                # Another message to this chat took the chat's slot meanwhile: wait again.
+                self._wake_head()
         finally:
             self._urgent[chat] -= 1
             if not self._urgent[chat]:
                 del self._urgent[chat]
-        if slot > now:
-            await self._sleep(slot - now)
+
+    async def _bot_turn(self, rank: int) -> None:
+        """Return when this caller heads the line (pictures first, then other messages, each
+        in order of arrival) and the bot's next slot has come; it leaves the line then."""
+        me = asyncio.Event()
+        line = self._lines[rank]
+        line.append(me)
+        try:
+            while True:
+                if self._head() is me:
+                    now = self._clock()
+                    if self._bot_next <= now:
+                        line.popleft()
+                        return
+                    await self._sleep(self._bot_next - now)
+                else:
+                    me.clear()
+                    await me.wait()
+        except BaseException:
+            if me in line:
+                line.remove(me)
+                self._wake_head()
+            raise
+
+    def _head(self) -> asyncio.Event | None:
+        for line in self._lines:
+            if line:
+                return line[0]
+        return None
+
+    def _wake_head(self) -> None:
+        head = self._head()
+        if head is not None:
+            head.set()
 
     async def _edit_slot(
         self, method: TelegramMethod[Any], chat: int | str, message_id: int
@@ -136,6 +181,8 @@ class SendPacer(BaseRequestMiddleware):
                 chat_ready = self._chat_next.get(chat, 0.0)
                 if self._urgent.get(chat):
                     wait = self._interval(chat)
+                elif self._head() is not None:
+                    wait = self._bot_spacing
                 elif chat_ready > now or self._bot_next > now:
                     wait = max(chat_ready, self._bot_next) - now
                 else:
