@@ -13,13 +13,13 @@ SPREAD = Distribution("uniform", 5.0, 20.0)
 WORKLOADS: dict[str, Params] = {
     # Today's: queue 0-3 s, generation 5-20 s, everybody at once.
     "spread": Params(jobs=300, burst=0, workload="spread"),
-    # Every job 1.2 s (0.2 s queued, 1.0 s drawing), sent over 40 s: 7.5 jobs a second, with
+    # Every job 1.2 s (0.2 s queued, 1.0 s drawing), sent over 60 s: 5 jobs a second, with
     # three messages a job, is what one bot may send under Telegram's 30 a second.
     "short": Params(
         jobs=300,
         queue=Distribution("const", 0.2),
         generation=Distribution("const", 1.0),
-        ramp=40.0,
+        ramp=60.0,
         burst=0,
         workload="short",
     ),

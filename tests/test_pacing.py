@@ -19,6 +19,7 @@ from bot.telegram.pacing import (
     PRIVATE_INTERVAL,
     EditSuperseded,
     SendPacer,
+    final_edits,
 )
 
 PRIVATE, OTHER, GROUP = 101, 102, -100500
@@ -150,3 +151,21 @@ async def test_under_load_pictures_take_the_bots_slots_before_texts(time: Virtua
     times = sorted(at for at, _, _ in tg.sent)
     for start in times:
         assert sum(1 for t in times if start <= t < start + 1.0 - 1e-6) <= BOT_RATE
+
+
+async def test_a_final_edit_such_as_a_failure_waits_in_line_and_is_never_dropped(
+    time: VirtualTime,
+) -> None:
+    pace, tg = pacer(time), Telegram(time)
+    await time.run(pace(tg, None, SendMessage(chat_id=PRIVATE, text="status")))
+    progress = EditMessageText(chat_id=PRIVATE, message_id=1, text="Drawing… 3 s")
+
+    async def failure() -> Any:
+        with final_edits():
+            return await pace(
+                tg, None, EditMessageText(chat_id=PRIVATE, message_id=1, text="⚠️ failed")
+            )
+
+    dropped, told = await time.run(pace(tg, None, progress), time.at(0.1, failure()))
+    assert isinstance(dropped, EditSuperseded) and told == "ok"
+    assert [text for _, _, text in tg.sent] == ["status", "⚠️ failed"]

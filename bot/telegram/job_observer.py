@@ -20,6 +20,7 @@ from bot.storage.records import JobRecord
 from bot.telegram import keyboards, texts
 from bot.telegram.delivery import reply_to_request, send_results
 from bot.telegram.i18n import locale_scope
+from bot.telegram.pacing import final_edits
 
 log = logging.getLogger(__name__)
 
@@ -108,13 +109,15 @@ class TelegramJobObserver:
         with self._locale(job):
             text = texts.failed(failure.kind, failure.detail)
             markup = keyboards.retry(job.id) if failure.kind.retryable else None
-        await self._edit_status(job, text, markup, or_send=True)
+        with final_edits():
+            await self._edit_status(job, text, markup, or_send=True)
 
     async def cancelled(self, job: JobRecord) -> None:
         self._shown.pop(job.id, None)
         with self._locale(job):
             text = texts.cancelled()
-        await self._edit_status(job, text, None)
+        with final_edits():
+            await self._edit_status(job, text, None)
 
     async def _edit_status(
         self,

@@ -22,7 +22,9 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter, deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 from aiogram.client.session.middlewares.base import (
@@ -47,6 +49,20 @@ _SENDS = ("send", "copy", "forward")
 # and texts (a status message, the button row under an album) wait for free slots.
 _PICTURES = frozenset({"sendmediagroup", "sendphoto", "senddocument", "sendvideo"})
 _EDITS = ("editmessagetext", "editmessagecaption", "editmessagereplymarkup", "editmessagemedia")
+
+
+# Set while an edit says something final (a failure, a cancellation): it is a message the user
+# waits for, not a progress tick, so it waits in line like one and is never dropped.
+_FINAL: ContextVar[bool] = ContextVar("pacing_final_edit", default=False)
+
+
+@contextmanager
+def final_edits() -> Iterator[None]:
+    token = _FINAL.set(True)
+    try:
+        yield
+    finally:
+        _FINAL.reset(token)
 
 
 class EditSuperseded(TelegramBadRequest):
@@ -101,7 +117,11 @@ class SendPacer(BaseRequestMiddleware):
             return await make_request(bot, method)
         if name in _EDITS:
             message_id = getattr(method, "message_id", None)
-            if isinstance(message_id, int):
+            if isinstance(message_id, int) and _FINAL.get():
+                key = (chat, message_id)
+                if key in self._edits:
+                    self._edits[key] += 1  # the progress edit waiting is moot now
+            elif isinstance(message_id, int):
                 await self._edit_slot(method, chat, message_id)
                 return await make_request(bot, method)
         if (name.startswith(_SENDS) and name != "sendchataction") or name in _EDITS:
