@@ -49,6 +49,17 @@ How the figures are taken:
   `per_user_per_minute`) are raised so the whole load is let in at once;
 * the fake's sign-up and refresh answer after `--auth-latency` (0.2 s), as Firebase across
   the internet would; on loopback a sign-up would end before a second job could race it.
+
+Named workloads (`--workload NAME`, `bench/workloads.py`, issue 12): `spread` (queue 0-3 s,
+generation 5-20 s, 300 jobs at once), `short` (every job 1.2 s, 300 jobs over 60 s),
+`shift` (15 s jobs, then 1.5 s for the second half, 160 jobs over 60 s) and
+`shift-reverse`, `failures` (like spread, 10 % fail within 1 s: *failure told after* is from
+the failure to the user's notice), `telegram-limits` (1,000 jobs over 500 private chats and
+10 groups, the fake Bot API enforcing 30 messages/s per bot, 20/min per group and 1/s per
+private chat with 429 + retry_after). Our bot paces its own sends to those limits in every
+workload; the baseline is plain aiogram (no pacing), as the bots it stands for are.
+The machine's 2 cores are shared with other work while these run: CPU and latency figures
+move by tens of percent between runs; ratios are taken within one run.
 """
 
 
