@@ -260,3 +260,14 @@ def test_running_jobs_of_another_model_do_not_count_once_a_model_has_its_own_his
         history.record(10.0, "Flux")
     estimate = history.estimate("Flux", running=[("F Pro", 60.0)] * 50)
     assert estimate is not None and estimate.typical == pytest.approx(10.0)
+
+
+def test_in_a_burst_with_most_jobs_running_a_due_job_is_still_checked_often() -> None:
+    history = DurationHistory()
+    for n in range(10):
+        history.record(5.5 + n * 0.1)
+    # 290 of 300 jobs started together still run: the median is unknown (beyond 8 s).
+    estimate = history.estimate(running=[(None, 8.0)] * 290)
+    assert estimate is not None
+    # Not the 10 s ceiling: a job of 8 s is checked within a step of its age.
+    assert next_poll_delay(JobView(8.0, checks=3), estimate, LIMITS) <= max(1.0, 8.0 * 0.12)

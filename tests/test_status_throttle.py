@@ -102,3 +102,17 @@ async def test_the_same_text_is_never_sent_twice_and_not_modified_is_not_an_erro
     assert len(bot.edits) == 1
     stubborn = RecordingBot(not_modified=True)
     await _observer(stubborn, clock).progress(job, Progress(Stage.QUEUED))  # must not raise
+
+
+async def test_a_status_message_just_sent_is_not_edited_before_the_interval() -> None:
+    bot, clock = RecordingBot(), Clock()
+    observer = TelegramJobObserver(
+        bots={bot.id: bot},  # type: ignore[dict-item]
+        arta=ArtaClient(),
+        i18n=make_i18n(),
+        edit_interval=3.0,
+        clock=clock,
+        wall_clock=lambda: 1.0,  # the job was created at 0.0: 1 s ago
+    )
+    await observer.progress(_job(), Progress(Stage.QUEUED))
+    assert bot.edits == []  # the chat's next message is kept for the album

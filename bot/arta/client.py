@@ -343,9 +343,12 @@ class ArtaClient:
         when a job finishes or after poll_min_interval, as it sorts every running job."""
         now = self._clock()
         cached = self._estimates.get(model)
+        # At most once per floor: the EM costs a few ms, and at 5 jobs finishing a second
+        # recomputing on every one cost ~2 ms of CPU a job. Until a first estimate exists,
+        # every finished job may bring it.
         if (
             cached is not None
-            and cached[1] == self.history.version
+            and (cached[2] is not None or cached[1] == self.history.version)
             and now - cached[0] < self._limits.min_interval
         ):
             return cached[2]

@@ -62,8 +62,8 @@ EXPLORE_SHARE = 0.03
 # Finished jobs with fewer samples than this teach nothing yet (defaults apply).
 MIN_SAMPLES = 3
 # EM iterations and convergence: 100 intervals converge in a few dozen iterations.
-EM_MAX_ITERATIONS = 200
-EM_TOLERANCE = 1e-5
+EM_MAX_ITERATIONS = 100
+EM_TOLERANCE = 1e-4
 # The quantile of generation time taken as "cannot be shorter" for queued jobs.
 GENERATION_FLOOR_QUANTILE = 0.05
 
@@ -317,7 +317,10 @@ def _due(view: JobView, estimate: DurationEstimate | None, limits: PollLimits) -
     # The estimate is a maximum-likelihood one and so comes in clumps, with empty gaps in
     # between where jobs do finish too; once a job may plausibly be done, no step is longer
     # than STEP_SHARE of the typical duration or the job's age (1.2 s on a 13 s service).
-    step = max(age, estimate.typical) * STEP_SHARE
+    # While over half the jobs still run (a burst), the typical duration is not known yet
+    # (inf): the job's own age stands in.
+    typical = estimate.typical if math.isfinite(estimate.typical) else age
+    step = max(age, typical) * STEP_SHARE
     if t is None:
         t = age + step
     elif view.checks > 0:

@@ -48,8 +48,10 @@ class TelegramJobObserver:
         i18n: I18n,
         edit_interval: float = 3.0,
         clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self._bots = bots
+        self._wall_clock = wall_clock
         self._arta = arta
         self._i18n = i18n
         self._edit_interval = edit_interval
@@ -61,6 +63,10 @@ class TelegramJobObserver:
             text = texts.status(progress, job.params.model)
         shown = self._shown.get(job.id)
         now = self._clock()
+        if shown is None and self._wall_clock() - job.created_at < self._edit_interval:
+            # The status message went out moments ago: an edit now would take the chat's one
+            # message a second from the album (on 1.2 s jobs it held every album back ~1 s).
+            return
         if shown is not None:
             if shown.text == text:
                 return
