@@ -244,7 +244,7 @@ class DurationEstimate:
     total: Distribution
     generation: Distribution | None = None
     samples: int = 0
-    # The 10th percentile of finished jobs' interval midpoints: where jobs plausibly start to
+    # The 10th percentile of finished jobs' last not-done ages: where jobs plausibly start to
     # finish. Not the estimate's own quantile: where no check looked, the maximum-likelihood
     # estimate puts no mass (a job seen DONE at 10.6 s after a "not yet" at 1.5 s lends its
     # mass to the latest spot the data allow), and the schedule would never look there.
@@ -420,7 +420,10 @@ class DurationHistory:
             return None
         generations = [g for g in (f.generation() for f in finished) if g is not None]
         generation = turnbull(generations) if len(generations) >= self._min_samples else None
-        middles = sorted((f.total.after + f.total.by) / 2 for f in finished)
+        # Lower bounds, not midpoints: a late check widens an interval upwards and its
+        # midpoint with it (a 300-job burst pushed this to 20 s and left due jobs unchecked),
+        # while the last "not yet" is always a true lower bound, and tight once checks are.
+        middles = sorted(f.total.after for f in finished)
         return DurationEstimate(
             total=total,
             generation=generation,
