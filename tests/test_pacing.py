@@ -73,8 +73,8 @@ def time() -> VirtualTime:
     return VirtualTime()
 
 
-def pacer(time: VirtualTime) -> SendPacer:
-    return SendPacer(clock=time.clock, sleep=time.sleep)
+def pacer(time: VirtualTime, edit_max_wait: float = 10.0) -> SendPacer:
+    return SendPacer(clock=time.clock, sleep=time.sleep, edit_max_wait=edit_max_wait)
 
 
 def album(chat: int) -> SendMediaGroup:
@@ -169,3 +169,14 @@ async def test_a_final_edit_such_as_a_failure_waits_in_line_and_is_never_dropped
     dropped, told = await time.run(pace(tg, None, progress), time.at(0.1, failure()))
     assert isinstance(dropped, EditSuperseded) and told == "ok"
     assert [text for _, _, text in tg.sent] == ["status", "⚠️ failed"]
+
+
+async def test_a_progress_edit_finding_no_free_slot_soon_is_dropped(time: VirtualTime) -> None:
+    pace, tg = pacer(time, edit_max_wait=1.5), Telegram(time)
+    await time.run(pace(tg, None, SendMessage(chat_id=PRIVATE, text="status")))
+    texts = [pace(tg, None, SendMessage(chat_id=5000 + n, text="t")) for n in range(100)]
+    edit = pace(tg, None, EditMessageText(chat_id=PRIVATE, message_id=1, text="Drawing… 3 s"))
+    results = await time.run(edit, *texts)
+    # A job's poll loop waits for its edit: with 100 messages ahead, the tick is let go.
+    assert isinstance(results[0], EditSuperseded)
+    assert "EditMessageText" not in [name for _, name, _ in tg.sent]

@@ -42,6 +42,9 @@ if TYPE_CHECKING:
 BOT_RATE = 27.0
 PRIVATE_INTERVAL = 1.1
 GROUP_INTERVAL = 3.3
+# A progress edit that finds no free slot within this long is dropped: its caller is a job's
+# poll loop, and on a 300-job burst waiting for slots held checks back by up to 30 s.
+EDIT_MAX_WAIT = 1.5
 # Chats remembered with a future slot; past slots are forgotten when the map grows past this.
 MAX_REMEMBERED_CHATS = 4096
 _SENDS = ("send", "copy", "forward")
@@ -83,12 +86,14 @@ class SendPacer(BaseRequestMiddleware):
         bot_rate: float = BOT_RATE,
         private_interval: float = PRIVATE_INTERVAL,
         group_interval: float = GROUP_INTERVAL,
+        edit_max_wait: float = EDIT_MAX_WAIT,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self._bot_spacing = 1.0 / bot_rate
         self._private_interval = private_interval
         self._group_interval = group_interval
+        self._edit_max_wait = edit_max_wait
         self._clock = clock
         self._sleep = sleep
         self._bot_next = 0.0
@@ -193,11 +198,16 @@ class SendPacer(BaseRequestMiddleware):
         key = (chat, message_id)
         number = self._edits.get(key, 0) + 1
         self._edits[key] = number
+        given_up_at = self._clock() + self._edit_max_wait
         try:
             while True:
                 if self._edits.get(key) != number:
                     raise EditSuperseded(method)
                 now = self._clock()
+                if now >= given_up_at:
+                    # The caller (a job's poll loop) waits for this edit: a busy bot drops
+                    # the progress tick rather than hold the job's next status check.
+                    raise EditSuperseded(method)
                 chat_ready = self._chat_next.get(chat, 0.0)
                 if self._urgent.get(chat):
                     wait = self._interval(chat)
