@@ -130,7 +130,9 @@ class SendPacer(BaseRequestMiddleware):
                 await self._edit_slot(method, chat, message_id)
                 return await make_request(bot, method)
         if (name.startswith(_SENDS) and name != "sendchataction") or name in _EDITS:
-            await self._send_slot(chat, 0 if name in _PICTURES else 1)
+            # A failure or cancel notice is what its user waits for, like pictures.
+            urgent = name in _PICTURES or (name in _EDITS and _FINAL.get())
+            await self._send_slot(chat, 0 if urgent else 1)
         return await make_request(bot, method)
 
     async def _send_slot(self, chat: int | str, rank: int) -> None:
