@@ -45,6 +45,7 @@ from bot.telegram.middlewares import (
     UserSettingsMiddleware,
 )
 from bot.telegram.model_menu import ModelMenu
+from bot.telegram.pacing import SendPacer
 from bot.telegram.retry import RetryMiddleware
 from bot.telegram.routers import all_routers
 from bot.telegram.session import BotApiSession
@@ -145,6 +146,7 @@ class BotApp:
         arta: Callable[[Config, Storage], ArtaClient] | None = None,
         bot_api_sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         provider_clock: Callable[[], float] = time.monotonic,
+        pace_sends: bool = True,
     ) -> BotApp:
         """Open the store and the clients, and check every token with Telegram.
 
@@ -152,9 +154,10 @@ class BotApp:
         default one (the benchmark injects a baseline client this way). `bot_api_sleep` is
         how Bot API retries wait out a 429 or a backoff (tests pass one that only records).
         `provider_clock` times the providers' circuit breakers.
+        `pace_sends=False` leaves out the flood-limit pacing (the benchmark's plain baseline).
         """
         tokens = config.require_tokens()
-        bots = [make_bot(token, config, sleep=bot_api_sleep) for token in tokens]
+        bots = [make_bot(token, config, sleep=bot_api_sleep, pace=pace_sends) for token in tokens]
         try:
             # Telegram first: a rejected token stops start-up with its one line, before a
             # database is created or migrated (and logged about) for a bot that cannot run.
@@ -488,7 +491,11 @@ async def _check_bots(bots: list[Bot]) -> None:
 
 
 def make_bot(
-    token: str, config: Config, *, sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+    token: str,
+    config: Config,
+    *,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    pace: bool = True,
 ) -> Bot:
     api_url = config.telegram.api_url
     session = BotApiSession(
@@ -496,6 +503,9 @@ def make_bot(
         timeout=config.telegram.request_timeout,
     )
     session.middleware(RetryMiddleware(sleep=sleep))
+    if pace:
+        # Inside the retries, so a retried send waits for its slot too.
+        session.middleware(SendPacer())
     try:
         return Bot(
             token,
