@@ -33,7 +33,12 @@ from typing import Any
 
 import aiohttp
 
-from bot.arta.download import download_image, private_origins
+from bot.arta.download import (
+    configured_origins,
+    download_image,
+    guarded_connector,
+    private_origins,
+)
 from bot.arta.errors import ImageDownloadError
 from bot.jobs.observer import FailureKind
 from bot.jobs.provider import (
@@ -303,7 +308,10 @@ class OpenAIProvider:
     def _http(self) -> aiohttp.ClientSession:
         if self._session is None:
             settings = self._settings
+            # Picture links are fetched through this session too: only the configured
+            # server's own name may resolve to a private address at connect time.
             self._session = aiohttp.ClientSession(
+                connector=guarded_connector(configured_origins([self.base_url])),
                 timeout=aiohttp.ClientTimeout(
                     total=settings.request_timeout, sock_connect=settings.connect_timeout
                 ),
