@@ -27,7 +27,7 @@ from bot.jobs.routing import ProviderSet
 from bot.jobs.runner import JobRunner, RunnerLimits
 from bot.logging_setup import RememberingTokenStore
 from bot.metrics import BotMetrics
-from bot.ops_server import OpsServer, metrics_handler
+from bot.ops_server import CachedHealth, OpsServer, metrics_handler
 from bot.providers.arta import ArtaProvider
 from bot.providers.openai import OpenAIProvider, OpenAISettings
 from bot.storage.engine import open_storage
@@ -127,6 +127,8 @@ class BotApp:
         self.dispatcher = self._build_dispatcher()
         self.web_addresses: list[Any] = []
         self.ops_server: OpsServer | None = None
+        # What /healthz serves: `health` at most once a second (it reads the database).
+        self.served_health = CachedHealth(self.health, clock=provider_clock)
         self._stop_requested: asyncio.Event | None = None
         self._closed = False
         # Polling: which process polls and runs jobs when several share a database.
@@ -150,7 +152,7 @@ class BotApp:
         `arta` builds the ARTA client from the config and the open store instead of the
         default one (the benchmark injects a baseline client this way). `bot_api_sleep` is
         how Bot API retries wait out a 429 or a backoff (tests pass one that only records).
-        `provider_clock` times the providers' circuit breakers.
+        `provider_clock` times the providers' circuit breakers and /healthz's cache.
         """
         tokens = config.require_tokens()
         bots = [make_bot(token, config, sleep=bot_api_sleep) for token in tokens]
@@ -200,7 +202,10 @@ class BotApp:
             if self.config.metrics.port:
                 metrics = self.config.metrics
                 ops = OpsServer(
-                    metrics=self.metrics, health=self.health, host=metrics.host, port=metrics.port
+                    metrics=self.metrics,
+                    health=self.served_health,
+                    host=metrics.host,
+                    port=metrics.port,
                 )
                 await ops.start()
                 self.ops_server = ops
@@ -263,7 +268,7 @@ class BotApp:
             self.bots,
             prefix=webhook.path_prefix,
             secret=secret,
-            health=self.health,
+            health=self.served_health,
             concurrency=UPDATE_CONCURRENCY,
         )
         # lingering_time=0: the body of a refused request is not read after the answer (by
