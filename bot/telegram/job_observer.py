@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager, suppress
 from dataclasses import dataclass
@@ -31,6 +32,11 @@ class _Shown:
     text: str
 
 
+# Albums sent whose buttons are still to come. Normally at most `limits.max_in_flight`
+# (20 by default) wait at once, each for a moment; the rest is what failures left behind.
+FIRST_MESSAGES_KEPT = 1000
+
+
 class TelegramJobObserver:
     def __init__(
         self,
@@ -50,9 +56,10 @@ class TelegramJobObserver:
         self._shown: dict[int, _Shown] = {}
         # Albums the bot downloads and uploads itself at once (each up to 4 x 10 MB held).
         self._fallback_slots = asyncio.Semaphore(fallback_deliveries)
-        # Job id -> its album's first message, from the album until the buttons under it;
-        # an entry lives only while its job is in this process.
-        self._first_messages: dict[int, int] = {}
+        # Job id -> its album's first message, from the album until the buttons under it.
+        # An entry whose buttons never come (marking the job done failed) is dropped, oldest
+        # first, past FIRST_MESSAGES_KEPT: the reply then merely goes without its quote.
+        self._first_messages: OrderedDict[int, int] = OrderedDict()
 
     async def progress(self, job: JobRecord, progress: Progress) -> None:
         with self._locale(job):
@@ -76,6 +83,8 @@ class TelegramJobObserver:
                 bot, self._pictures, job, fallback_slots=self._fallback_slots
             )
         self._first_messages[job.id] = first.message_id
+        while len(self._first_messages) > FIRST_MESSAGES_KEPT:
+            self._first_messages.popitem(last=False)
 
     async def after_delivery(self, job: JobRecord) -> None:
         bot = self._bot(job)
@@ -115,6 +124,7 @@ class TelegramJobObserver:
 
     async def cancelled(self, job: JobRecord) -> None:
         self._shown.pop(job.id, None)
+        self._first_messages.pop(job.id, None)
         with self._locale(job):
             text = texts.cancelled()
         await self._edit_status(job, text, None)
