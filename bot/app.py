@@ -21,6 +21,7 @@ from aiohttp import web
 
 from bot.arta.client import ArtaClient
 from bot.config import Config, ConfigError
+from bot.jobs.draft_sweeper import DraftSweeper
 from bot.jobs.provider import ImageProvider
 from bot.jobs.results import ResultPictures
 from bot.jobs.routing import ProviderSet
@@ -124,6 +125,8 @@ class BotApp:
             menu=self.model_menu,
         )
         self.in_flight_updates = InFlightUpdates()
+        # Runs with the jobs: in polling mode, only while this process leads.
+        self.draft_sweeper = DraftSweeper(self.jobs, clock=clock)
         self.dispatcher = self._build_dispatcher()
         self.web_addresses: list[Any] = []
         self.ops_server: OpsServer | None = None
@@ -339,6 +342,7 @@ class BotApp:
             await register_commands(bot, self.i18n)
         await load_catalogues(self.providers)
         report = await self.runner.start([bot.id for bot in self.bots])
+        self.draft_sweeper.start()
         log.info(
             "resumed %d waiting, %d generating, %d delivering jobs",
             report.waiting,
@@ -367,6 +371,7 @@ class BotApp:
         if not await self.in_flight_updates.wait_idle(within=5):
             log.warning("stopping with updates still being handled")
         await self.runner.stop()
+        await self.draft_sweeper.stop()
         # After the runner: a successor must not resume jobs this one still delivers.
         if self._leadership is not None:
             await self._leadership.release()

@@ -359,3 +359,19 @@ async def test_resume_history_and_stats_queries_use_their_indexes(
     await storage_db.connection.set_trace_callback(None)
     for index, plan in plans:
         assert any(index in step for step in plan), (index, plan)
+
+
+async def test_the_periodic_sweep_forgets_every_users_pickers_left_open_for_a_day(
+    repo: JobStore,
+) -> None:
+    # create_draft tidies up only after the user making a new one; the sweep reaches the
+    # users who never come back.
+    day = 24 * 3600.0
+    stale = [await repo.create_draft(new_job(user_id=user), now=0.0) for user in (42, 43)]
+    fresh = await repo.create_draft(new_job(user_id=44), now=day - 1)
+    old_job = await repo.create(new_job(), now=0.0)
+    assert await repo.expire_old_drafts(now=day + 1) == 2
+    assert [await repo.get(draft.id) for draft in stale] == [None, None]
+    assert await repo.get(fresh.id) is not None
+    assert (await _get(repo, old_job.id)).state is JobState.QUEUED  # jobs are never drafts
+    assert await repo.expire_old_drafts(now=day + 1) == 0
