@@ -78,6 +78,13 @@ MAX_PICTURE_BYTES = 10 * 1024 * 1024
 MAX_RETRY_AFTER = 20.0
 # Ids that name image models on servers that list every kind of model (LocalAI, gateways).
 _IMAGE_MODEL = re.compile(r"image|dall-e|flux|stable-diffusion|sdxl|\bsd-", re.IGNORECASE)
+
+
+def is_image_model(name: str) -> bool:
+    """Whether a model id from GET /models names an image model (by its name alone)."""
+    return _IMAGE_MODEL.search(name) is not None
+
+
 _CONTENT_POLICY_CODES = {"content_policy_violation", "moderation_blocked"}
 
 
@@ -160,20 +167,25 @@ class OpenAIProvider:
         """The configured models, else the server's image models not yet shut down."""
         if self._settings.models:
             return self._models
+        listed = await self.server_models(today=today)
+        names = [name for name, shut_down in listed.items() if not shut_down]
+        names = [name for name in names if is_image_model(name)]
+        # gpt-image models first: they are what OpenAI serves today.
+        self._models = tuple(sorted(names, key=lambda n: (not n.startswith("gpt-image"), n)))
+        return self._models
+
+    async def server_models(self, *, today: date | None = None) -> dict[str, bool]:
+        """Every model `GET /models` lists (of any kind), with whether it is shut down."""
         today = today or datetime.now(UTC).date()
         answer = await self._request("GET", "/models")
         entries = answer.get("data") if isinstance(answer, dict) else None
         if not isinstance(entries, list):
             raise OpenAIUnavailableError("GET /models: not a model list")
-        names = []
-        for entry in entries:
-            if not isinstance(entry, dict) or not isinstance(entry.get("id"), str):
-                continue
-            if _IMAGE_MODEL.search(entry["id"]) and not _shut_down(entry, today):
-                names.append(entry["id"])
-        # gpt-image models first: they are what OpenAI serves today.
-        self._models = tuple(sorted(names, key=lambda n: (not n.startswith("gpt-image"), n)))
-        return self._models
+        return {
+            entry["id"]: _shut_down(entry, today)
+            for entry in entries
+            if isinstance(entry, dict) and isinstance(entry.get("id"), str)
+        }
 
     async def submit(self, request: ProviderRequest, *, account: str) -> str:
         raise NotImplementedError("synchronous: use generate()")
