@@ -8,7 +8,7 @@ import logging
 import secrets
 import signal
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import suppress
 from typing import Any
 
@@ -66,11 +66,20 @@ UPDATE_CONCURRENCY = 200
 POLLING_STANDBY_INTERVAL = 2.0
 
 
+# Seconds between the tries to list a provider's models after start-up failed: backing
+# off to five minutes, then given up after about an hour (the operator was told at start).
+CATALOGUE_RETRY_DELAYS = (5.0, 10.0, 20.0, 40.0, 80.0, 160.0, *(300.0,) * 10)
+
+
 class StartupError(Exception):
     """Start-up cannot go on; the message is one line for the operator."""
 
 
 class BotApp:
+    # How a failed model listing is retried (see retry_catalogues); tests replace them.
+    catalogue_retry_delays: Sequence[float] = CATALOGUE_RETRY_DELAYS
+    catalogue_retry_sleep: Callable[[float], Awaitable[None]] = staticmethod(asyncio.sleep)
+
     def __init__(
         self,
         *,
@@ -127,6 +136,8 @@ class BotApp:
         self.in_flight_updates = InFlightUpdates()
         # Runs with the jobs: in polling mode, only while this process leads.
         self.draft_sweeper = DraftSweeper(self.jobs, clock=clock)
+        # Lists the models of a provider that could not be asked at start (see start_services).
+        self._catalogue_retry: asyncio.Task[None] | None = None
         self.dispatcher = self._build_dispatcher()
         self.web_addresses: list[Any] = []
         self.ops_server: OpsServer | None = None
@@ -340,7 +351,12 @@ class BotApp:
     async def start_services(self) -> None:
         for bot in self.bots:
             await register_commands(bot, self.i18n)
-        await load_catalogues(self.providers)
+        failed = await load_catalogues(self.providers)
+        if failed:
+            self._catalogue_retry = asyncio.create_task(
+                retry_catalogues(failed, self.catalogue_retry_delays, self.catalogue_retry_sleep),
+                name="catalogue-retry",
+            )
         report = await self.runner.start([bot.id for bot in self.bots])
         self.draft_sweeper.start()
         log.info(
@@ -372,6 +388,10 @@ class BotApp:
             log.warning("stopping with updates still being handled")
         await self.runner.stop()
         await self.draft_sweeper.stop()
+        if self._catalogue_retry is not None:
+            self._catalogue_retry.cancel()
+            with suppress(asyncio.CancelledError):
+                await self._catalogue_retry
         # After the runner: a successor must not resume jobs this one still delivers.
         if self._leadership is not None:
             await self._leadership.release()
@@ -449,20 +469,24 @@ def build_providers(
     )
 
 
-async def load_catalogues(providers: ProviderSet) -> None:
+async def load_catalogues(providers: ProviderSet) -> list[OpenAIProvider]:
     """Ask services without a configured model list for theirs; a failure leaves that
-    provider without models (out of the picker and of failover) and says so once."""
+    provider without models (out of the picker and of failover) and says so once. The
+    providers that failed come back, for `retry_catalogues`."""
+    failed = []
     for provider in providers:
         if isinstance(provider, OpenAIProvider):
             try:
                 models = await provider.load_models()
             except Exception as error:
                 log.warning(
-                    "provider %s: cannot list models at %s (%s); set providers.openai.models",
+                    "provider %s: cannot list models at %s (%s); trying again in the"
+                    " background, or set providers.openai.models",
                     provider.name,
                     provider.base_url,
                     error,
                 )
+                failed.append(provider)
                 continue
             if not models:
                 log.warning(
@@ -470,6 +494,37 @@ async def load_catalogues(providers: ProviderSet) -> None:
                 )
             else:
                 log.info("provider %s: models %s", provider.name, ", ".join(models))
+    return failed
+
+
+async def retry_catalogues(
+    failed: list[OpenAIProvider],
+    delays: Sequence[float],
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> None:
+    """Try the providers whose model list could not be had again, after each of `delays`,
+    until each has answered; a provider that answers joins the picker and failover."""
+    waiting = list(failed)
+    for delay in delays:
+        if not waiting:
+            return
+        await sleep(delay)
+        for provider in list(waiting):
+            try:
+                models = await provider.load_models()
+            except Exception as error:
+                log.debug("provider %s: models still unavailable (%s)", provider.name, error)
+                continue
+            waiting.remove(provider)
+            log.info(
+                "provider %s: models %s", provider.name, ", ".join(models) or "(no image models)"
+            )
+    for provider in waiting:
+        log.warning(
+            "provider %s: gave up listing models at %s; restart or set providers.openai.models",
+            provider.name,
+            provider.base_url,
+        )
 
 
 async def _check_bots(bots: list[Bot]) -> None:

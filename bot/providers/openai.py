@@ -14,7 +14,8 @@ Aspect ratios (the sizes these models accept; anything else is refused with a re
     1:1            -> 1024x1024
     3:2, 4:3, 16:9 -> 1536x1024   (dall-e-3: 1792x1024)
     2:3, 3:4, 9:16 -> 1024x1536   (dall-e-3: 1024x1792)
-    21:9, 9:21     -> refused: no size is within a third of it
+    21:9, 9:21     -> no size is near; drawn at 16:9 / 9:16's size, and the caption says so
+                      (ARTA draws them; a job failing over here must not be refused)
 dall-e-2 draws squares only; dall-e-3 one picture per request.
 """
 
@@ -67,6 +68,8 @@ _SIZES = {
     "3:4": "1024x1536",
     "9:16": "1024x1536",
 }
+# Ratios ARTA draws and these models have no size for: the nearest they do have.
+NEAREST_RATIOS = (("21:9", "16:9"), ("9:21", "9:16"))
 _DALLE3_SIZES = {"1024x1024": "1024x1024", "1536x1024": "1792x1024", "1024x1536": "1024x1792"}
 # Telegram albums hold 10; our users ask for 1-4 (bot/arta/types.py).
 MAX_IMAGES = 4
@@ -142,6 +145,7 @@ class OpenAIProvider:
             aspect_ratios=ASPECT_RATIOS,
             deadline=settings.request_timeout,
             max_poll_interval=0.0,
+            nearest_ratios=NEAREST_RATIOS,
         )
 
     @property
@@ -335,7 +339,7 @@ def request_body(request: ProviderRequest) -> dict[str, Any]:
     """The JSON for POST /images/generations; OpenAIRequestError for what the model
     cannot do, in words a user understands."""
     model = request.model
-    size = _SIZES.get(request.aspect_ratio)
+    size = _SIZES.get(dict(NEAREST_RATIOS).get(request.aspect_ratio, request.aspect_ratio))
     if size is None:
         raise OpenAIRequestError(
             f"{model} draws {', '.join(ASPECT_RATIOS)}, not {request.aspect_ratio}"
