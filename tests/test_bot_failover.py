@@ -20,7 +20,7 @@ from bot.storage.records import JobRecord, JobState
 from bot.telegram import texts
 from bot.telegram.callbacks import PickerAction, PickerCb
 from bot.telegram.i18n import locale_scope
-from tests.bot_steps import press, press_data, wait_buttons, wait_jobs, wait_picker
+from tests.bot_steps import press, press_data, said, wait_buttons, wait_jobs, wait_picker
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.telegram_api import FakeChat, FakeUser
 from tests.harness import Stack, running_bot
@@ -164,7 +164,7 @@ async def test_with_failover_off_the_user_is_told_the_service_is_down(tmp_path: 
         with locale_scope(stack.app.i18n, "en"):
             down = texts.failed(texts.FailureKind.UNAVAILABLE, None)
         told = await stack.wait_text(chat, down)
-        assert any("Retry" in t for t in told.button_texts)
+        assert any(said(texts.retry_button) in t for t in told.button_texts)
         assert openai.requests == []
 
 
@@ -177,7 +177,9 @@ async def test_a_content_refusal_is_told_in_the_users_language(tmp_path: Path) -
         with locale_scope(stack.app.i18n, "ru"):
             refused = texts.failed(texts.FailureKind.CONTENT, None)
         told = await stack.wait_text(chat, refused)
-        assert not any("Retry" in t for t in told.button_texts)  # it would be refused again
+        assert not any(
+            said(texts.retry_button) in t for t in told.button_texts
+        )  # it would be refused again
         (job,) = await wait_jobs(stack, user, finished=1)
         assert (job.error_kind, job.provider) == ("content", "openai")
         assert openai.prompts() == ["something forbidden"]
