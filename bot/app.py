@@ -46,6 +46,7 @@ from bot.telegram.middlewares import (
     UserSettingsMiddleware,
 )
 from bot.telegram.model_menu import ModelMenu
+from bot.telegram.pacing import SendPacer
 from bot.telegram.retry import RetryMiddleware
 from bot.telegram.routers import all_routers
 from bot.telegram.session import BotApiSession
@@ -105,6 +106,7 @@ class BotApp:
             i18n=self.i18n,
             edit_interval=config.limits.status_edit_interval,
             fallback_deliveries=config.limits.fallback_deliveries,
+            storage_chat_id=config.telegram.storage_chat_id or None,
         )
         limits = config.limits
         self.metrics = BotMetrics()
@@ -160,6 +162,7 @@ class BotApp:
         arta: Callable[[Config, Storage], ArtaClient] | None = None,
         bot_api_sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         provider_clock: Callable[[], float] = time.monotonic,
+        pace_sends: bool = True,
     ) -> BotApp:
         """Open the store and the clients, and check every token with Telegram.
 
@@ -167,9 +170,10 @@ class BotApp:
         default one (the benchmark injects a baseline client this way). `bot_api_sleep` is
         how Bot API retries wait out a 429 or a backoff (tests pass one that only records).
         `provider_clock` times the providers' circuit breakers and /healthz's cache.
+        `pace_sends=False` leaves out the flood-limit pacing (the benchmark's plain baseline).
         """
         tokens = config.require_tokens()
-        bots = [make_bot(token, config, sleep=bot_api_sleep) for token in tokens]
+        bots = [make_bot(token, config, sleep=bot_api_sleep, pace=pace_sends) for token in tokens]
         try:
             # Telegram first: a rejected token stops start-up with its one line, before a
             # database is created or migrated (and logged about) for a bot that cannot run.
@@ -387,6 +391,7 @@ class BotApp:
         if not await self.in_flight_updates.wait_idle(within=5):
             log.warning("stopping with updates still being handled")
         await self.runner.stop()
+        await self.observer.close()
         await self.draft_sweeper.stop()
         if self._catalogue_retry is not None:
             self._catalogue_retry.cancel()
@@ -419,9 +424,17 @@ class BotApp:
         dp.update.outer_middleware(self.in_flight_updates)
         dp.update.outer_middleware(self.metrics.update_timer)
         access = self.config.access
-        for observer in (dp.message, dp.callback_query):
+        for observer in (
+            dp.message,
+            dp.callback_query,
+            dp.inline_query,
+            dp.chosen_inline_result,
+        ):
             # Throttle first: a denied user's flood must not cost an answer per message.
-            observer.outer_middleware(FloodMiddleware(i18n=self.i18n))
+            # Not a chosen inline result: dropping it would leave its placeholder saying
+            # "drawing" forever; the job limits bound those, as for every job.
+            if observer is not dp.chosen_inline_result:
+                observer.outer_middleware(FloodMiddleware(i18n=self.i18n))
             observer.outer_middleware(
                 AccessMiddleware(
                     access.allowed_user_ids, access.allowed_chat_ids, self.i18n, access.admin_ids
@@ -543,7 +556,11 @@ async def _check_bots(bots: list[Bot]) -> None:
 
 
 def make_bot(
-    token: str, config: Config, *, sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+    token: str,
+    config: Config,
+    *,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    pace: bool = True,
 ) -> Bot:
     api_url = config.telegram.api_url
     session = BotApiSession(
@@ -551,6 +568,9 @@ def make_bot(
         timeout=config.telegram.request_timeout,
     )
     session.middleware(RetryMiddleware(sleep=sleep))
+    if pace:
+        # Inside the retries, so a retried send waits for its slot too.
+        session.middleware(SendPacer())
     try:
         return Bot(
             token,

@@ -172,4 +172,12 @@ async def _check_bot(config: Config, token: str) -> str:
         raise CheckFailed(f"cannot reach the Bot API: {type(error).__name__}: {error}") from None
     finally:
         await bot.session.close()
-    return f"@{me.username} (id {me.id})"
+    # Inline mode is optional, so "off" is no failure; but an operator who expects @bot
+    # queries to work must learn here that BotFather still has it off. getMe does not
+    # say whether inline feedback (/setinlinefeedback) is on: without it no job starts.
+    inline = (
+        "inline mode on (needs /setinlinefeedback 100% too)"
+        if me.supports_inline_queries
+        else "inline mode off (@BotFather /setinline, then /setinlinefeedback)"
+    )
+    return f"@{me.username} (id {me.id}), {inline}"

@@ -42,6 +42,9 @@ class TelegramConfig(_Section):
     # Bot API base, for a local Bot API server; empty means api.telegram.org.
     api_url: str = ""
     request_timeout: float = Field(default=30.0, gt=0)
+    # A chat (say, a private channel) the bot uploads inline-mode pictures to when Telegram
+    # cannot have them by URL; 0: the requester's private chat, if they started the bot.
+    storage_chat_id: int = 0
 
     @field_validator("tokens", mode="before")
     @classmethod
@@ -329,6 +332,7 @@ def _secret_values(node: object) -> list[str]:
 ENVIRONMENT_KEYS: Mapping[str, str] = {
     "BOT_TOKEN": "telegram.tokens",
     "TELEGRAM_API_URL": "telegram.api_url",
+    "TELEGRAM_STORAGE_CHAT_ID": "telegram.storage_chat_id",
     "BOT_MODE": "mode",
     "WEBHOOK_URL": "webhook.base_url",
     "WEBHOOK_SECRET": "webhook.secret",

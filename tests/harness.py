@@ -32,6 +32,22 @@ class Stack:
     bots: list[FakeBot]
     config: Config
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    task: asyncio.Task[None] | None = None  # the running app's
+    app_options: dict[str, Any] = field(default_factory=dict)
+
+    async def restart(self) -> None:
+        """Stop the bot (unfinished jobs stay saved, as on SIGTERM) and start a new app on
+        the same database, Telegram and upstream."""
+        await self.app.stop()
+        assert self.task is not None
+        await asyncio.wait_for(self.task, timeout=10)
+        polls = {bot.id: len(self.tg.calls("getUpdates", bot)) for bot in self.bots}
+        self.app = await BotApp.create(self.config, **self.app_options)
+        self.task = asyncio.create_task(self.app.run(handle_signals=False))
+        await self.wait_for(
+            lambda: all(len(self.tg.calls("getUpdates", b)) > polls[b.id] for b in self.bots),
+            "getUpdates from every bot after the restart",
+        )
 
     @property
     def bot(self) -> FakeBot:
@@ -122,11 +138,16 @@ async def running_bot(
             for n, token in enumerate(tokens, start=1)
         ]
         config = make_config(tg, arta, tmp_path / "bot.db", tokens, **sections)
-        app = await BotApp.create(
-            config, bot_api_sleep=bot_api_sleep, provider_clock=provider_clock
-        )
-        stack = Stack(tg=tg, arta=arta, app=app, bots=bots, config=config)
-        task = asyncio.create_task(app.run(handle_signals=False))
+        # Unpaced: pacing waits real seconds between messages to one chat (tests/test_pacing.py
+        # covers it on an injected clock; the bench measures it against the limits).
+        options: dict[str, Any] = {
+            "bot_api_sleep": bot_api_sleep,
+            "provider_clock": provider_clock,
+            "pace_sends": False,
+        }
+        app = await BotApp.create(config, **options)
+        stack = Stack(tg=tg, arta=arta, app=app, bots=bots, config=config, app_options=options)
+        stack.task = asyncio.create_task(app.run(handle_signals=False))
         ready = "setWebhook" if config.mode == "webhook" else "getUpdates"
         try:
             await stack.wait_for(
@@ -134,5 +155,5 @@ async def running_bot(
             )
             yield stack
         finally:
-            await app.stop()
-            await asyncio.wait_for(task, timeout=10)
+            await stack.app.stop()
+            await asyncio.wait_for(stack.task, timeout=10)

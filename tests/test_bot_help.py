@@ -42,3 +42,29 @@ async def test_command_menu_is_registered_on_start(tmp_path: Path) -> None:
         assert {"imagine", "models", "help"} <= commands
         assert stack.bot.descriptions.get("")
         assert stack.bot.short_descriptions.get("")
+
+
+async def test_help_offers_add_to_group_and_try_inline_when_inline_mode_is_on(
+    tmp_path: Path,
+) -> None:
+    async with running_bot(tmp_path) as stack:
+        user = stack.user()
+        chat = stack.tg.private_chat(user)
+        stack.tg.send_text(stack.bot, chat, user, "/help")
+        answer = await stack.wait_text(chat, said(texts.help_text, stack.bot.username))
+        [group] = [b for b in answer.buttons if b["text"] == said(texts.add_to_group_button)]
+        assert group["url"] == f"https://t.me/{stack.bot.username}?startgroup=true"
+        assert said(texts.try_inline_button) not in answer.button_texts  # inline mode is off
+        # @BotFather /setinline; the bot reads getMe when it starts.
+        stack.bot.inline_mode = True
+        await stack.restart()
+        stack.tg.send_text(stack.bot, chat, user, "/help")
+        help_text = said(texts.help_text, stack.bot.username)
+
+        def answers() -> list:
+            return [m for m in stack.tg.messages(stack.bot, chat) if m.text == help_text]
+
+        await stack.wait_for(lambda: len(answers()) == 2, "the second /help answer")
+        answer = answers()[-1]
+        [inline] = [b for b in answer.buttons if b["text"] == said(texts.try_inline_button)]
+        assert inline["switch_inline_query_current_chat"] == ""

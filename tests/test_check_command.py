@@ -52,7 +52,17 @@ async def test_check_passes_every_line_when_all_is_well(tmp_path: Path) -> None:
         "ok   telegram bot #1",
     ]
     assert "@arta_test1_bot" in lines[2]
+    assert "inline mode off" in lines[2] and "/setinline" in lines[2]
     assert arta.signups == 1
+
+
+async def test_check_reports_inline_mode_switched_on_at_botfather(tmp_path: Path) -> None:
+    async with FakeTelegram() as tg, FakeArta() as arta:
+        tg.add_bot(TOKEN, "arta_test1_bot").inline_mode = True
+        config = write_config(tmp_path / "config.toml", tg, arta, (TOKEN,))
+        _, lines = await _check(config)
+    [line] = [line for line in lines if "telegram bot #1" in line]
+    assert line.startswith("ok") and "inline mode on" in line
 
 
 async def test_check_tells_a_rejected_token_from_a_dead_upstream(tmp_path: Path) -> None:

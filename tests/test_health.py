@@ -14,6 +14,7 @@ import pytest
 from bot.app import BotApp
 from bot.arta.client import ArtaClient
 from bot.storage.database import Database
+from bot.storage.engine import open_sqlite
 from tests.fakes.arta_server import FakeArta
 from tests.fakes.telegram_api import FakeTelegram
 from tests.harness import TOKEN, make_config, running_bot
@@ -41,8 +42,9 @@ async def test_healthz_tells_strangers_the_status_only_and_the_operator_everythi
 
 async def _app_on(path: Path, tg: FakeTelegram, arta: FakeArta) -> BotApp:
     config = make_config(tg, arta, path, (TOKEN,))
-    db = await Database.open(path)
-    return BotApp(config=config, db=db, arta=ArtaClient(config.arta.to_settings()), bots=[])
+    storage = await open_sqlite(path)
+    arta = ArtaClient(config.arta.to_settings())
+    return BotApp(config=config, storage=storage, arta=arta, bots=[])
 
 
 async def test_health_is_degraded_when_the_jobs_table_is_damaged(tmp_path: Path) -> None:
@@ -72,12 +74,12 @@ async def test_health_is_degraded_when_the_database_is_full(
         app = await _app_on(tmp_path / "bot.db", tg, arta)
         try:
             assert (await app.health())[0], "a fresh database is healthy"
-            async with app.db.reading() as conn:
+            async with app.storage.db.reading() as conn:  # type: ignore[attr-defined]
                 # The most pages this file may have: the current count (SQLITE_FULL next).
                 await conn.execute("PRAGMA max_page_count = 1")
             healthy, details = await app.health()
             assert not healthy and str(details["database"]).startswith("full")
-            async with app.db.reading() as conn:
+            async with app.storage.db.reading() as conn:  # type: ignore[attr-defined]
                 await conn.execute("PRAGMA max_page_count = 1073741823")
             assert (await app.health())[0]
             usage = namedtuple("usage", "total used free")

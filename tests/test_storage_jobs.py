@@ -375,3 +375,15 @@ async def test_the_periodic_sweep_forgets_every_users_pickers_left_open_for_a_da
     assert await repo.get(fresh.id) is not None
     assert (await _get(repo, old_job.id)).state is JobState.QUEUED  # jobs are never drafts
     assert await repo.expire_old_drafts(now=day + 1) == 0
+
+
+async def test_an_inline_job_is_found_by_its_inline_message(repo: JobStore) -> None:
+    new = new_job(chat_id=42, inline_message_id="AgAAA1")
+    first = await repo.create(new, now=1.0)
+    again = await repo.create(new, now=2.0)
+    assert first.inline_message_id == "AgAAA1" and first.is_inline
+    assert not (await repo.create(new_job(), now=3.0)).is_inline
+    found = await repo.find_by_inline_message(1, "AgAAA1")
+    assert found is not None and found.id == again.id  # the newest job in the message
+    assert await repo.find_by_inline_message(2, "AgAAA1") is None  # another bot's
+    assert await repo.find_by_inline_message(1, "other") is None

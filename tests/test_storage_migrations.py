@@ -33,6 +33,7 @@ async def test_an_empty_database_gets_every_table_and_index(storage_db: Database
         "jobs_by_user",
         "jobs_by_created",
         "jobs_by_request",
+        "jobs_by_inline_message",
     }
     assert await schema_version(storage_db) == LATEST_VERSION == MIGRATIONS[-1].version
 

@@ -120,8 +120,8 @@ class JobRepository:
                     bot_id, chat_id, user_id, state, language,
                     request_message_id, thread_id, status_message_id,
                     prompt, model, negative_prompt, aspect_ratio, images, steps, cfg, seed,
-                    as_files, created_at
-                ) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    as_files, created_at, inline_message_id
+                ) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """,
                 (
                     new.bot_id,
@@ -142,6 +142,7 @@ class JobRepository:
                     params.seed,
                     int(params.as_files),
                     now,
+                    new.inline_message_id,
                 ),
             )
             job_id = cursor.lastrowid
@@ -276,6 +277,20 @@ class JobRepository:
                 "SELECT * FROM jobs WHERE bot_id = ? AND chat_id = ? AND request_message_id = ?"
                 " ORDER BY id LIMIT 1",
                 (bot_id, chat_id, request_message_id),
+            )
+        row = next(iter(rows), None)
+        return None if row is None else _job_from_row(row)
+
+    async def find_by_inline_message(
+        self, bot_id: int, inline_message_id: str
+    ) -> JobRecord | None:
+        """The newest job shown in this inline message (Again and Retry start new ones in
+        the same message), if any."""
+        async with self._db.reading() as conn:
+            rows = await conn.execute_fetchall(
+                "SELECT * FROM jobs WHERE bot_id = ? AND inline_message_id = ?"
+                " ORDER BY id DESC LIMIT 1",
+                (bot_id, inline_message_id),
             )
         row = next(iter(rows), None)
         return None if row is None else _job_from_row(row)
@@ -478,6 +493,7 @@ def _job_from_row(row: sqlite3.Row) -> JobRecord:
         provider=row["provider"],
         provider_model=row["provider_model"],
         failover_from=row["failover_from"],
+        inline_message_id=row["inline_message_id"],
     )
 
 

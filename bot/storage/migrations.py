@@ -156,6 +156,21 @@ MIGRATIONS: tuple[Migration, ...] = (
             """,
         ),
     ),
+    Migration(
+        4,
+        "jobs asked for in inline mode",
+        (
+            # Telegram's id of the inline message that shows the job (at most 64 bytes in
+            # practice, opaque); NULL for jobs in a chat.
+            "ALTER TABLE jobs ADD COLUMN inline_message_id TEXT",
+            # A chosen inline result delivered again after a crash finds its job here, and
+            # so does a press of the placeholder's Cancel, which is made before the job.
+            """
+            CREATE INDEX jobs_by_inline_message ON jobs (bot_id, inline_message_id)
+            WHERE inline_message_id IS NOT NULL
+            """,
+        ),
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

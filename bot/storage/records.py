@@ -55,6 +55,9 @@ class NewJob:
     thread_id: int | None = None
     # The picker message that becomes the status message, when the job came from a button.
     status_message_id: int | None = None
+    # A job asked for in inline mode shows in this message (in a chat the bot may not be
+    # in); chat_id is then the requester's private chat.
+    inline_message_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +89,12 @@ class JobRecord:
     provider: str | None = None
     provider_model: str | None = None
     failover_from: str | None = None
+    # Set for a job asked for in inline mode: its placeholder message (see NewJob).
+    inline_message_id: str | None = None
+
+    @property
+    def is_inline(self) -> bool:
+        return self.inline_message_id is not None
 
     @property
     def resumable(self) -> bool:

@@ -69,7 +69,7 @@ def status(job_id: int) -> InlineKeyboardMarkup:
     return builder.as_markup()
 
 
-def result_actions(job_id: int) -> InlineKeyboardMarkup:
+def result_actions(job_id: int, share_url: str | None = None) -> InlineKeyboardMarkup:
     builder = InlineKeyboardBuilder()
     builder.button(
         text=texts.again_button(), callback_data=JobCb(action=JobAction.AGAIN, job_id=job_id)
@@ -82,7 +82,9 @@ def result_actions(job_id: int) -> InlineKeyboardMarkup:
         text=texts.other_model_button(),
         callback_data=JobCb(action=JobAction.OTHER_MODEL, job_id=job_id),
     )
-    builder.adjust(2, 1)
+    if share_url is not None:
+        builder.button(text=texts.share_button(), url=share_url)
+    builder.adjust(2, 1, 1)
     return builder.as_markup()
 
 
@@ -102,4 +104,34 @@ def history(job_ids: list[int]) -> InlineKeyboardMarkup:
             callback_data=JobCb(action=JobAction.REPEAT, job_id=job_id),
         )
     builder.adjust(5)
+    return builder.as_markup()
+
+
+# Telegram allows 256 characters in switch_inline_query_current_chat (the text it types).
+SWITCH_INLINE_LIMIT = 256
+
+
+def inline_placeholder() -> InlineKeyboardMarkup:
+    """Cancel under an inline result. The job has no id when the result is offered, so the
+    button names job 0 and the guard finds the job by its inline_message_id. The keyboard
+    matters twice: only a result with one gets an inline_message_id at all."""
+    return status(0)
+
+
+def inline_result_actions(
+    job_id: int, prompt: str, share_url: str | None = None
+) -> InlineKeyboardMarkup:
+    """Again draws into the same inline message; Other model types `@bot prompt` in the
+    chat, and the inline results that come up are the other models."""
+    builder = InlineKeyboardBuilder()
+    builder.button(
+        text=texts.again_button(), callback_data=JobCb(action=JobAction.AGAIN, job_id=job_id)
+    )
+    builder.button(
+        text=texts.other_model_button(),
+        switch_inline_query_current_chat=prompt[:SWITCH_INLINE_LIMIT],
+    )
+    if share_url is not None:
+        builder.button(text=texts.share_button(), url=share_url)
+    builder.adjust(2, 1)
     return builder.as_markup()

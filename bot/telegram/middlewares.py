@@ -10,7 +10,16 @@ from contextlib import AbstractContextManager
 from typing import Any
 
 from aiogram import BaseMiddleware
-from aiogram.types import CallbackQuery, Chat, Message, TelegramObject, User
+from aiogram.types import (
+    CallbackQuery,
+    Chat,
+    InlineQuery,
+    InlineQueryResultArticle,
+    InputTextMessageContent,
+    Message,
+    TelegramObject,
+    User,
+)
 from aiogram.utils.i18n import I18n
 
 from bot.storage.settings_repo import UserSettingsRepository
@@ -21,6 +30,7 @@ from bot.telegram.origin import sender_id
 _MAX_TRACKED_USERS = 10_000
 # A denied user is told the bot is private at most this often (seconds).
 _DENIED_ANSWER_INTERVAL = 60.0
+_DENIED_ANSWER_INTERVAL_INT = int(_DENIED_ANSWER_INTERVAL)
 
 Handler = Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]]
 
@@ -79,6 +89,21 @@ class AccessMiddleware(BaseMiddleware):
             if isinstance(event, CallbackQuery):
                 # A press needs its answer, or the button spins; the flood limit bounds these.
                 await event.answer(texts.not_allowed(), show_alert=True)
+            elif isinstance(event, InlineQuery):
+                # Without an answer the query spins until it times out; this one is cached.
+                await event.answer(
+                    [
+                        InlineQueryResultArticle(
+                            id="denied",
+                            title=texts.not_allowed(),
+                            input_message_content=InputTextMessageContent(
+                                message_text=texts.not_allowed()
+                            ),
+                        )
+                    ],
+                    cache_time=_DENIED_ANSWER_INTERVAL_INT,
+                    is_personal=True,
+                )
             elif (
                 isinstance(event, Message)
                 and event.chat.type == "private"

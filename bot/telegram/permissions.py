@@ -35,7 +35,8 @@ ButtonOwner = Callable[[CallbackQuery, dict[str, Any]], Awaitable[Button | None]
 
 class ButtonGuard(BaseMiddleware):
     """Answers "expired" or "not your button" before the handler runs; the handler gets
-    the checked `button` and the message as `button_message`."""
+    the checked `button` and the message as `button_message` (None for a button under an
+    inline message, which has only `callback.inline_message_id`)."""
 
     def __init__(self, owner_of: ButtonOwner) -> None:
         self._owner_of = owner_of
@@ -48,10 +49,15 @@ class ButtonGuard(BaseMiddleware):
     ) -> Any:
         assert isinstance(event, CallbackQuery)
         message = event.message
-        if not isinstance(message, Message):  # None or InaccessibleMessage: too old to edit
+        if isinstance(message, Message):
+            data["button_message"] = message
+        elif message is None and event.inline_message_id is not None:
+            # A button under an inline message (inline mode): no chat, no message to read,
+            # only the id; owner_of must tie its record to that id.
+            data["button_message"] = None
+        else:  # InaccessibleMessage, or nothing at all: too old to edit
             await event.answer(texts.button_expired(), show_alert=True)
             return None
-        data["button_message"] = message
         button = await self._owner_of(event, data)
         if button is None:
             await event.answer(texts.button_expired(), show_alert=True)
@@ -68,13 +74,17 @@ class ButtonGuard(BaseMiddleware):
 async def may_press(
     bot: Bot,
     callback: CallbackQuery,
-    message: Message | InaccessibleMessage,
+    message: Message | InaccessibleMessage | None,
     button: Button,
     bot_admin_ids: Collection[int],
 ) -> bool:
     user_id = callback.from_user.id
     if user_id == button.owner:
         return True
+    if message is None:
+        # An inline message: its chat is unknown to the bot, so no chat admins either;
+        # only the requester (and the bot's admins, for what is not personal).
+        return not button.personal and user_id in bot_admin_ids
     if button.personal:
         # Only a group's own settings (made by its anonymous admins) are its admins' to press.
         if button.owner != message.chat.id:

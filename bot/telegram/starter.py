@@ -15,7 +15,7 @@ from bot.jobs.runner import JobRunner, RateLimited
 from bot.storage.jobs_repo import JobRepository
 from bot.storage.records import JobParams, JobRecord, NewJob
 from bot.telegram import keyboards, texts
-from bot.telegram.job_observer import TelegramJobObserver
+from bot.telegram.job_observer import TelegramJobObserver, edit_inline
 from bot.telegram.model_menu import ModelMenu
 from bot.telegram.origin import Origin
 
@@ -75,6 +75,28 @@ class JobStarter:
             accepted = await self._runner.accept(new)
         except RateLimited as limited:
             await self._show(bot, origin, status, texts.rate_limited(limited.retry_after), None)
+            return None
+        await self._show_accepted(accepted.job, accepted.position)
+        return accepted.job
+
+    async def start_inline(
+        self, bot: Bot, origin: Origin, params: JobParams, inline_message_id: str
+    ) -> JobRecord | None:
+        """Run a job whose status and picture show in an inline message (inline mode).
+
+        Same runner, queue, limits and fairness as every job; None when the user is over
+        their rate, which the inline message then says.
+        """
+        wait = self._runner.retry_after(origin.bot_id, origin.user_id)
+        if wait is not None:
+            await edit_inline(bot, inline_message_id, texts.rate_limited(wait), None)
+            return None
+        new = replace(_new_job(origin, params), inline_message_id=inline_message_id)
+        try:
+            accepted = await self._runner.accept(new)
+        except RateLimited as limited:
+            text = texts.rate_limited(limited.retry_after)
+            await edit_inline(bot, inline_message_id, text, None)
             return None
         await self._show_accepted(accepted.job, accepted.position)
         return accepted.job

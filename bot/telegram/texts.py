@@ -455,3 +455,67 @@ def stats_chart_caption(
 
 def admins_only() -> str:
     return _("This command is for the bot's admins.")
+
+
+# Inline mode (@bot prompt in any chat). Titles and descriptions of inline results are
+# plain text; the messages they post are HTML like every other message.
+
+
+def inline_howto_title() -> str:
+    return _("🎨 Type what to draw")
+
+
+def inline_howto_description() -> str:
+    return _("e.g. a fox in the snow --ar 16:9 --model flux")
+
+
+def inline_howto(bot_username: str) -> str:
+    return _(
+        "🎨 I draw pictures right here: type <code>@{bot} a fox in the snow</code> in any "
+        "chat and pick a model. Options work as in /imagine "
+        "(<code>--model</code>, <code>--ar</code>, <code>--seed</code>, <code>--neg</code>); "
+        "an inline message holds one picture."
+    ).format(bot=escape(bot_username))
+
+
+def inline_draw_with(model: str) -> str:
+    return _("🎨 Draw with {model}").format(model=model)
+
+
+def inline_drawing(prompt: str, model: str) -> str:
+    """The placeholder an inline result posts, until the job's progress replaces it."""
+    return _("🎨 Drawing: {prompt} · {model}").format(
+        prompt=escape(_shorten(prompt, 300)), model=escape(model)
+    )
+
+
+def inline_status(prompt: str, status_line: str) -> str:
+    """An inline job's status: the prompt stays on top, for everyone in that chat."""
+    return f"<b>{escape(_shorten(prompt, 300))}</b>\n{status_line}"
+
+
+def inline_refused_title() -> str:
+    return _("⚠️ I can't draw this")
+
+
+def inline_needs_a_chat(bot_username: str) -> str:
+    return _(
+        "⚠️ I could not put the picture here: Telegram wants it uploaded somewhere first. "
+        "Open a chat with @{bot}, press Start, then press Retry."
+    ).format(bot=escape(bot_username))
+
+
+def share_button() -> str:
+    return _("🔗 Share this prompt")
+
+
+def add_to_group_button() -> str:
+    return _("➕ Add to a group")
+
+
+def try_inline_button() -> str:
+    return _("✨ Try inline")
+
+
+def bad_start_link() -> str:
+    return _("⚠️ That link is broken or too old. Here is how I work:")

@@ -27,6 +27,7 @@ import re
 import secrets
 import signal
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -51,6 +52,30 @@ DESCRIPTION_LIMIT = 512
 SHORT_DESCRIPTION_LIMIT = 120
 # Telegram stops accepting answers to a callback query after some seconds; 15 is a safe model.
 DEFAULT_CALLBACK_QUERY_MAX_AGE = 15.0
+# https://core.telegram.org/bots/api#answerinlinequery: at most 50 results, ids of 1-64 bytes;
+# an inline query must be answered within about 10 seconds of being sent.
+INLINE_RESULTS_MAX = 50
+INLINE_RESULT_ID_MAX_BYTES = 64
+DEFAULT_INLINE_QUERY_MAX_AGE = 10.0
+_INLINE_RESULT_TYPES = {
+    "article",
+    "photo",
+    "gif",
+    "mpeg4_gif",
+    "video",
+    "audio",
+    "voice",
+    "document",
+    "location",
+    "venue",
+    "contact",
+    "game",
+    "sticker",
+}
+_START_PARAMETER_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+# Telegram's answer when an inline message is edited with a new upload; the Bot API documents
+# the rule ("a new file can't be uploaded") but not the words, so these are the fake's.
+INLINE_UPLOAD_REFUSED = "Bad Request: can't upload a new file to an inline message"
 
 NOT_MODIFIED = (
     "Bad Request: message is not modified: specified new message content and reply markup "
@@ -347,6 +372,21 @@ class CallbackQueryRecord:
 
 
 @dataclass
+class InlineQueryRecord:
+    id: str
+    user: FakeUser
+    query: str
+    chat_type: str
+    created_at: float
+    # The accepted answerInlineQuery parameters (results, cache_time, is_personal, button).
+    answer: dict[str, Any] | None = None
+
+    @property
+    def results(self) -> list[dict]:
+        return list(self.answer["results"]) if self.answer else []
+
+
+@dataclass
 class Fault:
     method: str  # lower-cased method name, "*" for any
     bot_id: int | None
@@ -385,6 +425,13 @@ class FakeBot:
         # mentions of it (admins see everything). Switched off with @BotFather /setprivacy.
         self.privacy_mode = True
         self.started_by: set[int] = set()  # users who wrote to the bot in private
+        # @BotFather /setinline and /setinlinefeedback; both off for a new bot.
+        self.inline_mode = False
+        self.inline_feedback = False
+        self.inline_queries: dict[str, InlineQueryRecord] = {}
+        # Messages sent through inline mode that carry an inline_message_id (only those with
+        # an inline keyboard do), by that id.
+        self.inline_messages: dict[str, StoredMessage] = {}
 
     def commands(self, language_code: str = "", scope: dict | None = None) -> list[dict[str, str]]:
         """Commands set with setMyCommands for this scope and language ("" = default)."""
@@ -398,7 +445,7 @@ class FakeBot:
             "username": self.username,
             "can_join_groups": True,
             "can_read_all_group_messages": not self.privacy_mode,
-            "supports_inline_queries": False,
+            "supports_inline_queries": self.inline_mode,
         }
 
     def _next_message_id(self, chat_id: int) -> int:
@@ -416,6 +463,20 @@ def _scope_key(scope: dict | None) -> str:
 # --------------------------------------------------------------------------- the server
 
 
+@dataclass(frozen=True, slots=True)
+class TelegramLimits:
+    """Telegram's published flood limits (core.telegram.org/bots/faq: "avoid sending more
+    than one message per second" in a chat, "no more than 20 messages per minute" in a group,
+    "about 30 messages per second" in bulk)."""
+
+    per_bot: int = 30
+    per_bot_seconds: float = 1.0
+    per_group: int = 20
+    per_group_seconds: float = 60.0
+    per_private: int = 1
+    per_private_seconds: float = 1.0
+
+
 class FakeTelegram:
     """The fake Bot API server plus the controls a test needs to play users and observe."""
 
@@ -427,6 +488,7 @@ class FakeTelegram:
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
         callback_query_max_age: float = DEFAULT_CALLBACK_QUERY_MAX_AGE,
+        inline_query_max_age: float = DEFAULT_INLINE_QUERY_MAX_AGE,
         url_fetch_timeout: float = 10.0,
     ) -> None:
         self.host = host
@@ -434,6 +496,7 @@ class FakeTelegram:
         self.clock = clock
         self.wall_clock = wall_clock
         self.callback_query_max_age = callback_query_max_age
+        self.inline_query_max_age = inline_query_max_age
         self.url_fetch_timeout = url_fetch_timeout
         self.refuse_urls = False  # Telegram sometimes refuses perfectly good photo URLs
         self.bots: dict[int, FakeBot] = {}
@@ -446,6 +509,9 @@ class FakeTelegram:
         self._kicked: set[tuple[int | None, int]] = set()  # (bot id or None for all, chat)
         self._faults: list[Fault] = []
         self._rate: tuple[int, float] | None = None  # (messages, per seconds) per chat
+        # Telegram's published limits, when switched on: see enforce_telegram_limits().
+        self._limits: TelegramLimits | None = None
+        self._windows: dict[tuple[int, int | None], deque[float]] = {}
         self._sent_at: dict[tuple[int, int], list[float]] = {}  # (bot, chat) -> clock()
         # Futures of everyone waiting for "something happened" (long polls, wait_for).
         self._waiters: set[asyncio.Future[None]] = set()
@@ -631,6 +697,17 @@ class FakeTelegram:
         that write faster than about one message per second in a chat."""
         self._rate = (messages, per_seconds)
 
+    def enforce_telegram_limits(self, limits: TelegramLimits | None = None) -> None:
+        """Opt in to Telegram's published flood limits (off by default): about 30 messages a
+        second per bot, 20 a minute per group, about 1 a second per private chat; a send or
+        edit past any of them answers 429 with retry_after and is not delivered."""
+        self._limits = limits or TelegramLimits()
+
+    @property
+    def too_many_requests(self) -> int:
+        """How many calls were answered 429."""
+        return sum(1 for call in self.api_calls if call.error_code == 429)
+
     # ----------------------------------------------------------------- playing users
 
     def send_text(
@@ -731,6 +808,117 @@ class FakeTelegram:
         if message is None or message.deleted:
             raise AssertionError(f"message {message_id} is not shown in chat {chat.id}")
         message.deleted = True
+
+    def inline_query(
+        self, bot: FakeBot, user: FakeUser, query: str, chat_type: str = "sender", offset: str = ""
+    ) -> str:
+        """A user types `@bot query` in some chat; returns the inline query id. Telegram sends
+        nothing to a bot whose inline mode is off, so that fails the test."""
+        if not bot.inline_mode:
+            raise AssertionError(f"{bot} has inline mode off (@BotFather /setinline)")
+        query_id = str(next(self._ids) * 1_000_003 + secrets.randbelow(1000))
+        bot.inline_queries[query_id] = InlineQueryRecord(
+            query_id, user, query, chat_type, self.clock()
+        )
+        self.push_update(
+            bot,
+            {
+                "inline_query": {
+                    "id": query_id,
+                    "from": user.to_api(),
+                    "query": query,
+                    "offset": offset,
+                    "chat_type": chat_type,
+                }
+            },
+        )
+        return query_id
+
+    def choose_inline_result(
+        self, bot: FakeBot, chat: FakeChat, user: FakeUser, query_id: str, result_id: str
+    ) -> StoredMessage:
+        """The user taps one of the answered results: it is posted in `chat` "via @bot"
+        (the bot need not be a member). Only a result with an inline keyboard gets an
+        inline_message_id; the bot hears of the choice only with inline feedback on."""
+        record = bot.inline_queries.get(query_id)
+        if record is None or record.answer is None:
+            raise AssertionError(f"inline query {query_id} was not answered")
+        result = next((r for r in record.results if r.get("id") == result_id), None)
+        if result is None:
+            ids = [r.get("id") for r in record.results]
+            raise AssertionError(f"inline query {query_id} has no result {result_id!r}: {ids}")
+        message = StoredMessage(
+            message_id=0,
+            chat=chat,
+            date=int(self.wall_clock()),
+            from_bot=True,
+            sender=user.to_api(),
+            reply_markup=result.get("reply_markup"),
+        )
+        content = result.get("input_message_content")
+        if content is not None:
+            message.text, message.entities = _parse_text(
+                content.get("message_text"), content, "entities"
+            )
+        elif result["type"] == "photo":
+            message.media_kind = "photo"
+            file_id = result.get("photo_file_id")
+            message.file = self.files.get(file_id) if file_id else None
+            if message.file is None:
+                message.file = self._new_file("photo", 0, "url", url=result.get("photo_url"))
+            message.caption, message.entities = _parse_caption(result)
+        else:
+            raise AssertionError(f"the fake cannot post a {result['type']!r} result")
+        update: dict[str, Any] = {
+            "result_id": result_id,
+            "from": user.to_api(),
+            "query": record.query,
+        }
+        if message.buttons:
+            inline_message_id = f"AgAAA{next(self._ids):08d}{secrets.token_hex(8)}"
+            bot.inline_messages[inline_message_id] = message
+            update["inline_message_id"] = inline_message_id
+        if bot.inline_feedback:
+            self.push_update(bot, {"chosen_inline_result": update})
+        self._wake()
+        return message
+
+    def inline_message_id(self, bot: FakeBot, message: StoredMessage) -> str:
+        """The inline_message_id of a message posted with choose_inline_result."""
+        for inline_id, known in bot.inline_messages.items():
+            if known is message:
+                return inline_id
+        raise AssertionError("that message has no inline_message_id (no inline keyboard)")
+
+    def press_inline(
+        self, bot: FakeBot, user: FakeUser, inline_message_id: str, callback_data: str
+    ) -> str:
+        """A user presses a button under an inline message; returns the callback query id."""
+        message = bot.inline_messages.get(inline_message_id)
+        if message is None:
+            raise AssertionError(f"no inline message {inline_message_id}")
+        if callback_data not in [b.get("callback_data") for b in message.buttons]:
+            raise AssertionError(
+                f"inline message has no button with callback_data {callback_data!r}; "
+                f"it shows {message.buttons}"
+            )
+        query_id = str(next(self._ids) * 1_000_003 + secrets.randbelow(1000))
+        bot.queries[query_id] = CallbackQueryRecord(
+            query_id, message, user, callback_data, self.clock()
+        )
+        self.push_update(
+            bot,
+            {
+                "callback_query": {
+                    "id": query_id,
+                    "from": user.to_api(),
+                    "inline_message_id": inline_message_id,
+                    "chat_instance": str(abs(message.chat.id) * 7 + bot.id),
+                    "data": callback_data,
+                }
+            },
+        )
+        return query_id
 
     def push_update(self, bot: FakeBot, update: dict[str, Any]) -> int:
         """Queue a raw update (update_id is assigned unless given); returns its update_id."""
@@ -889,7 +1077,35 @@ class FakeTelegram:
         self._wake()
         return web.json_response({"ok": True, "result": result})
 
+    def _check_limits(self, bot: FakeBot, method: str, params: dict) -> None:
+        limits = self._limits
+        name = method.lower()
+        if limits is None or not name.startswith(("send", "edit")) or name == "sendchataction":
+            return
+        chat_id = params.get("chat_id")
+        now = self.clock()
+        windows: list[tuple[tuple[int, int | None], int, float]] = [
+            ((bot.id, None), limits.per_bot, limits.per_bot_seconds)
+        ]
+        if isinstance(chat_id, int):
+            if chat_id < 0:
+                windows.append(((bot.id, chat_id), limits.per_group, limits.per_group_seconds))
+            else:
+                windows.append(((bot.id, chat_id), limits.per_private, limits.per_private_seconds))
+        for key, messages, seconds in windows:
+            recent = self._windows.get(key)
+            if recent is None:
+                continue
+            while recent and now - recent[0] >= seconds:
+                recent.popleft()
+            if len(recent) >= messages:
+                retry_after = max(1, math.ceil(seconds - (now - recent[0])))
+                raise ApiError(429, f"Too Many Requests: retry after {retry_after}", retry_after)
+        for key, _, _ in windows:
+            self._windows.setdefault(key, deque()).append(now)
+
     def _check_rate(self, bot: FakeBot, method: str, params: dict) -> None:
+        self._check_limits(bot, method, params)
         name = method.lower()
         if self._rate is None or not name.startswith(("send", "edit")) or name == "sendchataction":
             return
@@ -958,6 +1174,8 @@ class FakeTelegram:
             "editMessageText": self._edit_message_text,
             "editMessageReplyMarkup": self._edit_message_reply_markup,
             "editMessageCaption": self._edit_message_caption,
+            "editMessageMedia": self._edit_message_media,
+            "answerInlineQuery": self._answer_inline_query,
             "deleteMessage": self._delete_message,
             "answerCallbackQuery": self._answer_callback_query,
             "sendPhoto": self._send_photo,
@@ -1197,7 +1415,8 @@ class FakeTelegram:
             raise bad_request("there is no text in the message to edit")
         text, entities = _parse_text(params.get("text"), params, "entities")
         markup = _check_reply_markup(params.get("reply_markup"), inline_only=True)
-        return self._apply_edit(message, call, text=(text, entities), markup=markup)
+        result = self._apply_edit(message, call, text=(text, entities), markup=markup)
+        return True if params.get("inline_message_id") else result
 
     async def _edit_message_caption(
         self, bot: FakeBot, params: dict, files: dict, call: ApiCall
@@ -1207,14 +1426,83 @@ class FakeTelegram:
             raise bad_request("there is no caption in the message to edit")
         caption, entities = _parse_caption(params)
         markup = _check_reply_markup(params.get("reply_markup"), inline_only=True)
-        return self._apply_edit(message, call, caption=(caption, entities), markup=markup)
+        result = self._apply_edit(message, call, caption=(caption, entities), markup=markup)
+        return True if params.get("inline_message_id") else result
 
     async def _edit_message_reply_markup(
         self, bot: FakeBot, params: dict, files: dict, call: ApiCall
     ) -> Any:
         message = self._message_to_edit(bot, params)
         markup = _check_reply_markup(params.get("reply_markup"), inline_only=True)
-        return self._apply_edit(message, call, markup=markup)
+        result = self._apply_edit(message, call, markup=markup)
+        return True if params.get("inline_message_id") else result
+
+    async def _edit_message_media(
+        self, bot: FakeBot, params: dict, files: dict, call: ApiCall
+    ) -> Any:
+        """https://core.telegram.org/bots/api#editmessagemedia: replaces the media (or adds
+        media to a text message); an inline message takes a URL or a file_id only."""
+        message = self._message_to_edit(bot, params)
+        media = params.get("media")
+        if not isinstance(media, dict) or not media.get("media"):
+            raise bad_request("can't parse InputMedia: Media is not specified")
+        kind = media.get("type")
+        if kind not in ("photo", "document"):
+            raise bad_request(f'can\'t parse InputMedia: type "{kind}" is not supported here')
+        inline = bool(params.get("inline_message_id"))
+        source = str(media["media"])
+        if inline and (source.startswith("attach://") or files):
+            raise bad_request(INLINE_UPLOAD_REFUSED.removeprefix("Bad Request: "))
+        stored = await self._resolve_file(source, files, kind, None)
+        caption, entities = _parse_caption(media)
+        markup = _check_reply_markup(params.get("reply_markup"), inline_only=True)
+        same_file = message.file is not None and message.file.file_id == stored.file_id
+        if same_file and (caption, markup) == (message.caption, message.reply_markup):
+            raise ApiError(400, NOT_MODIFIED)
+        message.edits.append((message.state(), call))
+        message.edit_date = int(self.wall_clock())
+        message.media_kind, message.file = kind, stored
+        message.text = None
+        message.caption, message.entities, message.reply_markup = caption, entities, markup
+        message.has_spoiler = bool(media.get("has_spoiler")) and kind == "photo"
+        return True if inline else message.to_api()
+
+    async def _answer_inline_query(
+        self, bot: FakeBot, params: dict, files: dict, call: ApiCall
+    ) -> Any:
+        record = bot.inline_queries.get(str(params.get("inline_query_id", "")))
+        if (
+            record is None
+            or record.answer is not None
+            or self.clock() - record.created_at > self.inline_query_max_age
+        ):
+            raise ApiError(400, QUERY_TOO_OLD)
+        results = params.get("results")
+        if not isinstance(results, list):
+            raise bad_request("can't parse inline query results JSON object")
+        if len(results) > INLINE_RESULTS_MAX:
+            raise bad_request("RESULTS_TOO_MUCH")
+        seen: set[str] = set()
+        for result in results:
+            _check_inline_result(result)
+            if result["id"] in seen:
+                raise bad_request("RESULT_ID_DUPLICATE")
+            seen.add(result["id"])
+        button = params.get("button")
+        if button is not None:
+            if not isinstance(button, dict) or not str(button.get("text", "")).strip():
+                raise bad_request("can't parse inline query results button")
+            start = button.get("start_parameter")
+            if start is not None and not _START_PARAMETER_RE.match(str(start)):
+                raise bad_request("START_PARAM_INVALID")
+        record.answer = {
+            "results": results,
+            "cache_time": _int(params, "cache_time") or 300,  # Telegram's default
+            "is_personal": bool(params.get("is_personal")),
+            "next_offset": params.get("next_offset") or "",
+            "button": button,
+        }
+        return True
 
     def _apply_edit(
         self,
@@ -1383,8 +1671,14 @@ class FakeTelegram:
         return message_id
 
     def _message_to_edit(self, bot: FakeBot, params: dict) -> StoredMessage:
-        if params.get("inline_message_id"):
-            raise bad_request("the fake does not support inline messages")
+        inline_id = params.get("inline_message_id")
+        if inline_id:
+            if params.get("chat_id") or params.get("message_id"):
+                raise bad_request("message identifier is not specified")
+            message = bot.inline_messages.get(str(inline_id))
+            if message is None:
+                raise bad_request("MESSAGE_ID_INVALID")
+            return message
         chat = self._writable_chat(bot, params)
         message = self._stored(bot, chat.id, _int(params, "message_id"))
         if message is None or message.deleted:
@@ -1618,6 +1912,8 @@ _JSON_FIELDS = {
     "commands",
     "scope",
     "link_preview_options",
+    "results",
+    "button",
 }
 _INT_FIELDS = {
     "chat_id",
@@ -1772,6 +2068,41 @@ def _check_inline_button(button: dict) -> None:
             raise bad_request("BUTTON_DATA_INVALID")
     if "url" in actions and not str(button["url"]).strip():
         raise bad_request("BUTTON_URL_INVALID")
+
+
+def _check_inline_result(result: Any) -> None:
+    # https://core.telegram.org/bots/api#inlinequeryresult
+    if not isinstance(result, dict):
+        raise bad_request("can't parse inline query result JSON object")
+    if "id" not in result:
+        raise bad_request("can't parse inline query result: Can't find field \"id\"")
+    result_id = result["id"]
+    if not isinstance(result_id, str) or not result_id:
+        raise bad_request("RESULT_ID_EMPTY")
+    if len(result_id.encode("utf-8")) > INLINE_RESULT_ID_MAX_BYTES:
+        raise bad_request("RESULT_ID_INVALID")
+    kind = result.get("type")
+    if kind not in _INLINE_RESULT_TYPES:
+        raise bad_request(f"can't parse inline query result: unknown result type {kind!r}")
+    if result.get("reply_markup") is not None:
+        _check_reply_markup(result["reply_markup"], inline_only=True)
+    content = result.get("input_message_content")
+    if content is not None:
+        if not isinstance(content, dict):
+            raise bad_request("can't parse input message content")
+        if "message_text" in content:
+            _parse_text(content.get("message_text"), content, "entities")
+    if kind == "article":
+        if not str(result.get("title", "")).strip():
+            raise bad_request('can\'t parse inline query result: Field "title" must be non-empty')
+        if content is None:
+            raise bad_request("MESSAGE_EMPTY")
+    if kind == "photo":
+        if not (result.get("photo_url") or result.get("photo_file_id")):
+            raise bad_request("PHOTO_CONTENT_URL_EMPTY")
+        if result.get("photo_url") and not result.get("thumbnail_url"):
+            raise bad_request("PHOTO_THUMB_URL_EMPTY")
+        _parse_caption(result)
 
 
 def _image_size(data: bytes) -> tuple[int, int] | None:

@@ -64,9 +64,9 @@ class PostgresJobRepository:
                     bot_id, chat_id, user_id, state, language,
                     request_message_id, thread_id, status_message_id,
                     prompt, model, negative_prompt, aspect_ratio, images, steps, cfg, seed,
-                    as_files, created_at
+                    as_files, created_at, inline_message_id
                 ) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15,
-                          $16, $17, $18)
+                          $16, $17, $18, $19)
                 RETURNING *
                 """,
                 new.bot_id,
@@ -87,6 +87,7 @@ class PostgresJobRepository:
                 params.seed,
                 params.as_files,
                 now,
+                new.inline_message_id,
             )
         return _job_from_row(row)
 
@@ -187,6 +188,18 @@ class PostgresJobRepository:
                 bot_id,
                 chat_id,
                 request_message_id,
+            )
+        return None if row is None else _job_from_row(row)
+
+    async def find_by_inline_message(
+        self, bot_id: int, inline_message_id: str
+    ) -> JobRecord | None:
+        async with self._pool.acquire() as conn:
+            row = await conn.fetchrow(
+                "SELECT * FROM jobs WHERE bot_id = $1 AND inline_message_id = $2"
+                " ORDER BY id DESC LIMIT 1",
+                bot_id,
+                inline_message_id,
             )
         return None if row is None else _job_from_row(row)
 

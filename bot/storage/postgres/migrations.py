@@ -106,6 +106,17 @@ MIGRATIONS: tuple[Migration, ...] = (
             """,
         ),
     ),
+    Migration(
+        4,
+        "jobs asked for in inline mode",
+        (
+            "ALTER TABLE jobs ADD COLUMN inline_message_id TEXT",
+            """
+            CREATE INDEX jobs_by_inline_message ON jobs (bot_id, inline_message_id)
+            WHERE inline_message_id IS NOT NULL
+            """,
+        ),
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

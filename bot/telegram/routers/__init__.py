@@ -13,6 +13,7 @@ from bot.telegram.routers import (
     expired_buttons,
     history,
     imagine,
+    inline,
     job_buttons,
     picker,
     settings,
@@ -25,6 +26,7 @@ def all_routers() -> list[Router]:
     return [
         start.make_router(),
         imagine.make_router(),
+        inline.make_router(),
         picker.make_router(),
         job_buttons.make_router(),
         settings.make_router(),

@@ -9,14 +9,14 @@ from aiogram.filters import Command, CommandObject
 from aiogram.types import Message
 from aiogram.utils.i18n import I18n
 
-from bot.arta.errors import UnknownModelError
 from bot.config import Config
 from bot.storage.jobs_repo import JobRepository
 from bot.storage.records import JobParams, UserSettings
 from bot.telegram import texts
-from bot.telegram.imagine_args import ArgumentError, ImagineArgs, parse_imagine
-from bot.telegram.model_menu import ModelMenu, resolve_leading
+from bot.telegram.imagine_args import ImagineArgs
+from bot.telegram.model_menu import ModelMenu
 from bot.telegram.origin import answer, origin_of_message
+from bot.telegram.request import Refused, read_request
 from bot.telegram.starter import JobStarter
 
 
@@ -43,32 +43,17 @@ async def imagine(
 ) -> None:
     if await jobs.find_by_request(bot.id, message.chat.id, message.message_id) is not None:
         return  # Telegram sent this message again after a crash; its job already exists
-    limits = config.limits
-    if len(command.args or "") > max_command_length(config):
-        # Checked before any parsing, so the cost of a message is bounded by the limits.
-        await answer(message, texts.prompt_too_long(limits.max_prompt_length))
-        return
     try:
-        args = parse_imagine(command.args or "")
-    except ArgumentError as error:
-        await answer(message, texts.bad_flag(error.flag, error.field))
+        request = read_request(
+            command.args or "", config, model_menu, fallback=_replied_text(message, bot.id)
+        )
+    except Refused as refused:
+        await answer(message, refused.text)
         return
-    try:
-        model, rest = resolve_leading(model_menu, args.model) if args.model else (None, "")
-    except UnknownModelError as error:
-        await answer(message, texts.unknown_model(error.name, error.suggestions))
-        return
-    typed = " ".join(part for part in (args.prompt, rest) if part)
-    prompt = typed or _replied_text(message, bot.id)
-    if not prompt:
+    if not request.prompt:
         await answer(message, texts.usage())
         return
-    if len(prompt) > limits.max_prompt_length:
-        await answer(message, texts.prompt_too_long(limits.max_prompt_length))
-        return
-    if args.negative_prompt and len(args.negative_prompt) > limits.max_negative_length:
-        await answer(message, texts.negative_too_long(limits.max_negative_length))
-        return
+    model, args, prompt = request.model, request.args, request.prompt
     default_model = default_model_of(user_settings, config)
     params = job_params(args, prompt, model or default_model, user_settings, config)
     origin = origin_of_message(message, bot.id, i18n.current_locale)
@@ -76,15 +61,6 @@ async def imagine(
         await starter.offer_picker(bot, origin, params, default_model=default_model)
     else:
         await starter.start(bot, origin, params)
-
-
-# Room for the flags around a prompt and a negative prompt of the longest allowed lengths.
-_FLAGS_ROOM = 200
-
-
-def max_command_length(config: Config) -> int:
-    """The longest /imagine arguments that can be valid."""
-    return config.limits.max_prompt_length + config.limits.max_negative_length + _FLAGS_ROOM
 
 
 def default_model_of(settings: UserSettings, config: Config) -> str:

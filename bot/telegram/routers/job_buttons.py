@@ -32,10 +32,28 @@ def make_router() -> Router:
 
 
 async def _job_button(callback: CallbackQuery, data: dict[str, Any]) -> Button | None:
-    job = await data["jobs"].get(data["callback_data"].job_id)
-    chat_id = data["button_message"].chat.id
-    if job is None or job.bot_id != data["bot"].id or job.chat_id != chat_id:
-        return None
+    jobs, bot_id = data["jobs"], data["bot"].id
+    job_id = data["callback_data"].job_id
+    message: Message | None = data["button_message"]
+    if message is None:
+        inline_id = callback.inline_message_id
+        assert inline_id is not None
+        # Job 0: the placeholder's Cancel, offered before the job existed.
+        job = (
+            await jobs.find_by_inline_message(bot_id, inline_id)
+            if job_id == 0
+            else await jobs.get(job_id)
+        )
+        if job is None or job.bot_id != bot_id or job.inline_message_id != inline_id:
+            return None
+    else:
+        job = await jobs.get(job_id)
+        if job is None or job.bot_id != bot_id or job.chat_id != message.chat.id:
+            return None
+        if job.is_inline and data["callback_data"].action is not JobAction.REPEAT:
+            # An inline job's buttons are under its inline message only; /history in the
+            # requester's private chat (the job's chat_id) may repeat it there.
+            return None
     data["job"] = job
     return Button(owner=job.user_id)
 
@@ -44,7 +62,7 @@ async def press_job_button(
     callback: CallbackQuery,
     callback_data: JobCb,
     job: JobRecord,
-    button_message: Message,
+    button_message: Message | None,
     bot: Bot,
     config: Config,
     runner: JobRunner,
@@ -56,6 +74,9 @@ async def press_job_button(
     message = button_message
     if callback_data.action is JobAction.CANCEL:
         await _cancel(callback, job, runner)
+        return
+    if message is None:
+        await _press_inline(callback, callback_data, job, bot, runner, starter, i18n, debounce)
         return
     wait = runner.retry_after(bot.id, callback.from_user.id)
     if callback_data.action is JobAction.RETRY and wait is not None:
@@ -105,3 +126,40 @@ async def _cancel(callback: CallbackQuery, job: JobRecord, runner: JobRunner) ->
         await callback.answer(texts.too_late_to_cancel(), show_alert=True)
     else:
         await callback.answer(texts.button_expired(), show_alert=True)
+
+
+async def _press_inline(
+    callback: CallbackQuery,
+    callback_data: JobCb,
+    job: JobRecord,
+    bot: Bot,
+    runner: JobRunner,
+    starter: JobStarter,
+    i18n: I18n,
+    debounce: PressDebounce,
+) -> None:
+    """Again and Retry under an inline message draw into that same message."""
+    if callback_data.action not in {JobAction.AGAIN, JobAction.RETRY} or not job.state.finished:
+        await callback.answer(texts.button_expired(), show_alert=True)
+        return
+    wait = runner.retry_after(bot.id, callback.from_user.id)
+    if wait is not None:
+        # Over the rate for now: say when, and leave the picture and its buttons as they are.
+        await callback.answer(texts.rate_limited(wait), show_alert=True)
+        return
+    await callback.answer()
+    if not debounce.first((bot.id, callback.from_user.id, job.id, callback_data.action)):
+        return  # the second tap of a double tap
+    assert job.inline_message_id is not None
+    # Take the buttons first, so of two presses racing only one starts a job.
+    try:
+        await bot.edit_message_reply_markup(
+            inline_message_id=job.inline_message_id, reply_markup=None
+        )
+    except TelegramBadRequest:
+        return  # gone already: another press got there first
+    params = (
+        job.params if callback_data.action is JobAction.RETRY else replace(job.params, seed=None)
+    )
+    origin = replace(origin_of_job(job), language=i18n.current_locale)
+    await starter.start_inline(bot, origin, params, job.inline_message_id)

@@ -34,6 +34,8 @@ async def _picker_button(callback: CallbackQuery, data: dict[str, Any]) -> Butto
     """A picker for a request belongs to its draft's owner (the data's owner could be
     forged); one that sets a default model (job 0) is that user's personal setting."""
     callback_data: PickerCb = data["callback_data"]
+    if data["button_message"] is None:
+        return None  # pickers are never under an inline message: forged
     if not callback_data.job_id:
         data["draft"] = None
         return Button(owner=callback_data.owner, personal=True)

@@ -39,7 +39,9 @@ def make_router() -> Router:
     return router
 
 
-async def _settings_button(callback: CallbackQuery, data: dict[str, Any]) -> Button:
+async def _settings_button(callback: CallbackQuery, data: dict[str, Any]) -> Button | None:
+    if data["button_message"] is None:
+        return None  # settings are never under an inline message: forged
     return Button(owner=data["callback_data"].owner, personal=True)
 
 
