@@ -3,8 +3,11 @@ seconds alone only every few intervals, and never a repeat of the same text."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+from types import SimpleNamespace
 from typing import Any
 
+import pytest
 from aiogram.exceptions import TelegramBadRequest
 from aiogram.methods import EditMessageText
 
@@ -14,6 +17,7 @@ from bot.jobs.results import ResultPictures
 from bot.jobs.routing import ProviderSet
 from bot.providers.arta import ArtaProvider
 from bot.storage.records import JobParams, JobRecord, JobState
+from bot.telegram import job_observer
 from bot.telegram.i18n import make_i18n
 from bot.telegram.job_observer import TelegramJobObserver
 
@@ -105,6 +109,24 @@ async def test_the_same_text_is_never_sent_twice_and_not_modified_is_not_an_erro
     assert len(bot.edits) == 1
     stubborn = RecordingBot(not_modified=True)
     await _observer(stubborn, clock).progress(job, Progress(Stage.QUEUED))  # must not raise
+
+
+async def test_albums_whose_buttons_never_come_are_not_remembered_forever(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # deliver() remembers the album's first message for after_delivery(); when marking the
+    # job done fails, after_delivery never comes. Those entries must not pile up.
+    async def sent(bot: object, pictures: object, job: JobRecord, **_: object) -> Any:
+        return SimpleNamespace(message_id=1000 + job.id)
+
+    monkeypatch.setattr(job_observer, "send_results", sent)
+    observer = _observer(RecordingBot(), Clock())
+    for job_id in range(1, job_observer.FIRST_MESSAGES_KEPT + 51):
+        await observer.deliver(replace(_job(), id=job_id))
+    remembered = observer._first_messages
+    assert len(remembered) == job_observer.FIRST_MESSAGES_KEPT
+    newest = job_observer.FIRST_MESSAGES_KEPT + 50
+    assert remembered[newest] == 1000 + newest and 1 not in remembered
 
 
 async def test_a_status_message_just_sent_is_not_edited_before_the_interval() -> None:

@@ -25,7 +25,12 @@ import aiohttp
 
 from bot.arta.auth import TokenManager, describe_network_error
 from bot.arta.catalogue import resolve_model
-from bot.arta.download import DownloadedImage, download_image
+from bot.arta.download import (
+    DownloadedImage,
+    configured_origins,
+    download_image,
+    guarded_connector,
+)
 from bot.arta.errors import (
     AuthenticationError,
     GenerationFailedError,
@@ -433,8 +438,20 @@ class ArtaClient:
             sock_read=settings.read_timeout,
         )
         headers = {"User-Agent": settings.user_agent, **dict(settings.extra_headers)}
+        # Picture links are fetched through this session too: no name resolves to a private
+        # address at connect time, except the hosts the operator configured.
+        upstream = configured_origins(
+            [
+                settings.signup_url,
+                settings.refresh_url,
+                settings.api_url,
+                settings.submit_url,
+                settings.status_url,
+                settings.proxy,
+            ]
+        )
         return aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=settings.pool_limit),
+            connector=guarded_connector(upstream, limit=settings.pool_limit),
             timeout=timeout,
             headers=headers,
             proxy=settings.proxy,

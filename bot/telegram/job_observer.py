@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager, suppress
 from dataclasses import dataclass
@@ -43,6 +44,11 @@ class _Shown:
 ELAPSED_TICK_INTERVALS = 5
 
 
+# Albums sent whose buttons are still to come. Normally at most `limits.max_in_flight`
+# (20 by default) wait at once, each for a moment; the rest is what failures left behind.
+FIRST_MESSAGES_KEPT = 1000
+
+
 class TelegramJobObserver:
     def __init__(
         self,
@@ -66,9 +72,10 @@ class TelegramJobObserver:
         self._shown: dict[int, _Shown] = {}
         # Albums the bot downloads and uploads itself at once (each up to 4 x 10 MB held).
         self._fallback_slots = asyncio.Semaphore(fallback_deliveries)
-        # Job id -> its album's first message, from the album until the buttons under it;
-        # an entry lives only while its job is in this process.
-        self._first_messages: dict[int, int] = {}
+        # Job id -> its album's first message, from the album until the buttons under it.
+        # An entry whose buttons never come (marking the job done failed) is dropped, oldest
+        # first, past FIRST_MESSAGES_KEPT: the reply then merely goes without its quote.
+        self._first_messages: OrderedDict[int, int] = OrderedDict()
         # Where inline-mode pictures Telegram cannot fetch by URL are uploaded first.
         self._storage_chat_id = storage_chat_id
         # "sending a photo…" in the chat while a job draws.
@@ -123,6 +130,8 @@ class TelegramJobObserver:
                 bot, self._pictures, job, fallback_slots=self._fallback_slots
             )
         self._first_messages[job.id] = first.message_id
+        while len(self._first_messages) > FIRST_MESSAGES_KEPT:
+            self._first_messages.popitem(last=False)
 
     async def after_delivery(self, job: JobRecord) -> None:
         if job.is_inline:
@@ -169,6 +178,7 @@ class TelegramJobObserver:
 
     async def cancelled(self, job: JobRecord) -> None:
         self._shown.pop(job.id, None)
+        self._first_messages.pop(job.id, None)
         self.indicator.stopped(job)
         with self._locale(job):
             text = texts.cancelled()

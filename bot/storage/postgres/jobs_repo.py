@@ -13,6 +13,7 @@ import asyncpg
 
 from bot.storage.jobs_repo import (
     ACTIVE_STATES,
+    DRAFT_TTL,
     MAX_ERROR_DETAIL,
     _job_from_row,
     _results_to_json,
@@ -43,6 +44,16 @@ class PostgresJobRepository:
 
     async def create_draft(self, new: NewJob, *, now: float) -> JobRecord:
         return await self._insert(new, JobState.DRAFT, now)
+
+    async def expire_old_drafts(self, *, now: float, ttl: float = DRAFT_TTL) -> int:
+        async with self._pool.acquire() as conn:
+            status = await conn.execute(
+                "DELETE FROM jobs WHERE state = ANY($1::text[]) AND created_at < $2",
+                list(_DRAFT),
+                now - ttl,
+            )
+        # asyncpg answers the command tag: "DELETE <n>".
+        return int(status.split()[-1])
 
     async def _insert(self, new: NewJob, state: JobState, now: float) -> JobRecord:
         params = new.params
