@@ -13,8 +13,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bench.report import section, table, text_table, write_section
+from bench.report import section, table, text_table, workload_rows, write_section
 from bench.run import Distribution, Params, Result, run_leg
+from bench.workloads import WORKLOADS, workload
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -57,6 +58,11 @@ def main(argv: list[str] | None = None) -> int:
         default=defaults.auth_latency,
         help="seconds the fake sign-up/refresh takes (Firebase over the internet)",
     )
+    parser.add_argument(
+        "--workload",
+        help=f"named workloads, comma-separated, or all: {', '.join(WORKLOADS)} "
+        "(the options above then only set --time-factor and --seed)",
+    )
     parser.add_argument("--no-baseline", action="store_true", help="run our bot only")
     parser.add_argument("--write", action="store_true", help="update BENCHMARKS.md")
     parser.add_argument("--workdir", type=Path, help="keep configs, databases and logs here")
@@ -69,6 +75,14 @@ def main(argv: list[str] | None = None) -> int:
         "--kill", action="store_true", help="with --processes: also kill -9 one of 3 mid-run"
     )
     args = parser.parse_args(argv)
+    if args.workload:
+        names = list(WORKLOADS) if args.workload == "all" else args.workload.split(",")
+        code = 0
+        for name in names:
+            params = workload(name, time_factor=args.time_factor, seed=args.seed)
+            command = f"python -m bench --workload {name} --repeat {args.repeat}"
+            code |= _run_and_report(params, args, command)
+        return code
     params = Params(
         jobs=args.jobs,
         bots=args.bots,
@@ -83,6 +97,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     if args.processes:
         return _processes(args, params)
+    command = " ".join(["python -m bench", *(shlex.quote(a) for a in argv if a != "--write")])
+    return _run_and_report(params, args, command)
+
+
+def _run_and_report(params: Params, args: argparse.Namespace, command: str) -> int:
     ours: list[Result] = []
     baseline: list[Result] = []
     for _ in range(max(1, args.repeat)):
@@ -90,10 +109,9 @@ def main(argv: list[str] | None = None) -> int:
         ours.append(mine)
         if theirs is not None:
             baseline.append(theirs)
-    print()
-    print(text_table(table(ours, baseline)))
+    print(f"\n{command}")
+    print(text_table(table(ours, baseline, workload_rows(params.workload))))
     if args.write:
-        command = " ".join(["python -m bench", *(shlex.quote(a) for a in argv if a != "--write")])
         write_section(ROOT / "BENCHMARKS.md", command, section(command, params, ours, baseline))
         print(f"\nwrote BENCHMARKS.md ({command})")
     return 0 if all(result.failed == 0 for result in ours) else 1

@@ -44,7 +44,8 @@ def main(argv: list[str] | None = None) -> int:
         return cast(ArtaClient, baseline)
 
     async def serve() -> None:
-        app = await BotApp.create(config, arta=client)
+        # Plain aiogram sends as fast as it is asked to: no flood-limit pacing.
+        app = await BotApp.create(config, arta=client, pace_sends=False)
         # As bot/__main__.py does, so the two legs differ in the client only.
         gc.collect()
         gc.freeze()

@@ -49,6 +49,17 @@ How the figures are taken:
   `per_user_per_minute`) are raised so the whole load is let in at once;
 * the fake's sign-up and refresh answer after `--auth-latency` (0.2 s), as Firebase across
   the internet would; on loopback a sign-up would end before a second job could race it.
+
+Named workloads (`--workload NAME`, `bench/workloads.py`, issue 12): `spread` (queue 0-3 s,
+generation 5-20 s, 300 jobs at once), `short` (every job 1.2 s, 300 jobs over 60 s),
+`shift` (15 s jobs, then 1.5 s for the second half, 160 jobs over 60 s) and
+`shift-reverse`, `failures` (like spread, 10 % fail within 1 s: *failure told after* is from
+the failure to the user's notice), `telegram-limits` (1,000 jobs over 500 private chats and
+10 groups, the fake Bot API enforcing 30 messages/s per bot, 20/min per group and 1/s per
+private chat with 429 + retry_after). Our bot paces its own sends to those limits in every
+workload; the baseline is plain aiogram (no pacing), as the bots it stands for are.
+The machine's 2 cores are shared with other work while these run: CPU and latency figures
+move by tens of percent between runs; ratios are taken within one run.
 """
 
 
@@ -81,11 +92,50 @@ ROWS: tuple[Row, ...] = (
 )
 
 
-def table(ours: list[Result], baseline: list[Result]) -> list[list[str]]:
+def workload_rows(name: str) -> tuple[Row, ...]:
+    """The figures issue 12 sets targets on for this workload, on top of ROWS."""
+    from bench import workloads as w
+
+    half = lambda r: r.jobs // 2  # noqa: E731
+    rows = {
+        "shift": (
+            Row(
+                "after the change: delivery median, jobs 1-20 (s)",
+                lambda r: w._median(w.after_change(r, 0, 20)),
+                3,
+            ),
+            Row(
+                "after the change: delivery median, jobs 21+ (s)",
+                lambda r: w._median(w.after_change(r, 20)),
+                3,
+            ),
+        ),
+        "shift-reverse": (
+            Row(
+                "status checks a job, 20 jobs after the change",
+                lambda r: w.checks(r, half(r), half(r) + 20),
+                2,
+            ),
+            Row("status checks a job, last 20 jobs", lambda r: w.checks(r, -20, None), 2),
+        ),
+        "failures": (
+            Row("failure told after, median (s)", lambda r: w.failure_quantile(r, 0.5), 3),
+            Row("failure told after, p95 (s)", lambda r: w.failure_quantile(r, 0.95), 3),
+        ),
+        "telegram-limits": (
+            Row("429 answers from the Bot API", lambda r: float(r.too_many_requests), 0),
+        ),
+    }
+    return rows.get(name, ())
+
+
+def table(
+    ours: list[Result], baseline: list[Result], extra: tuple[Row, ...] = ()
+) -> list[list[str]]:
     """One row per figure: the median over repeats for each bot, and the median of the
     ratios of repeats run back to back (so a slow spell of a shared machine hits both)."""
     rows = [["", "ours", "baseline", "ours/baseline"]]
-    for row in ROWS:
+    for row in (*ROWS, *extra):
         mine = [row.value(r) for r in ours]
         theirs = [row.value(r) for r in baseline]
         ratios = [_ratio_value(a, b) for a, b in zip(mine, theirs, strict=False)]
@@ -134,7 +184,20 @@ def machine() -> str:
 
 
 def describe(params: Params) -> str:
+    extra = ""
+    if params.generation_after is not None:
+        extra += f"; second half generation {params.generation_after}"
+    if params.fail_share:
+        extra += f"; {params.fail_share:.0%} fail within {params.fail_within:g} s"
+    if params.groups:
+        extra += (
+            f"; {params.private_chats} private chats and {params.groups} groups "
+            f"({params.group_share:.0%} of jobs)"
+        )
+    if params.telegram_limits:
+        extra += "; the fake Bot API enforces Telegram's flood limits"
     return (
+        f"workload {params.workload}{extra}; "
         f"{params.jobs} jobs over {params.bots} bot(s), 1-4 pictures each; queue "
         f"{params.queue}, generation {params.generation}, times x{params.time_factor:g}; "
         f"users send over {params.ramp:g} s; sign-up answers after {params.auth_latency:g} s; "
@@ -158,7 +221,7 @@ def section(command: str, params: Params, ours: list[Result], baseline: list[Res
         f"- packages: {versions}\n"
         f"- workload: {describe(params)}\n"
         f"- repeats: {len(ours)} (medians; ratios are medians of back-to-back pairs)\n\n"
-        f"{markdown_table(table(ours, baseline))}\n"
+        f"{markdown_table(table(ours, baseline, workload_rows(params.workload)))}\n"
     )
 
 

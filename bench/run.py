@@ -11,6 +11,7 @@ import asyncio
 import json
 import os
 import random
+import re
 import signal
 import statistics
 import sys
@@ -35,6 +36,10 @@ GPT4FREE_POLL_SECONDS = 2.0
 DELIVERY_METHODS = {"sendmediagroup", "sendphoto", "senddocument"}
 USER_BASE_ID = 10_000
 BURST_USER_BASE_ID = 5_000_000
+GROUP_BASE_ID = -1_000_000_001
+# How texts.failed() starts in every locale.
+FAILURE_MARK = "⚠️"
+_JOB_RE = re.compile(r"bench job (\d+) ")
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +89,21 @@ class Params:
     # Seconds the fake's sign-up and refresh take to answer: Firebase is across the internet,
     # and on loopback a sign-up would finish before a second job could race it.
     auth_latency: float = 0.2
+    # The named workload these parameters come from (bench/workloads.py).
+    workload: str = "custom"
+    # The second half of the jobs draws its generation time from here (a service that
+    # changes speed half way); None: like the first half.
+    generation_after: Distribution | None = None
+    # This share of jobs fails (FAILED status) within `fail_within` seconds of submission.
+    fail_share: float = 0.0
+    fail_within: float = 1.0
+    # Jobs share this many private chats (0: one chat per job), and this share of jobs is
+    # sent in `groups` group chats instead.
+    private_chats: int = 0
+    groups: int = 0
+    group_share: float = 0.0
+    # The fake Bot API enforces Telegram's flood limits (429 + retry_after).
+    telegram_limits: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +115,13 @@ class JobPlan:
     images: int
     queue_seconds: float
     generation_seconds: float
+    fails: bool = False
+    # Negative for a group chat, as Telegram numbers them.
+    chat_id: int = 0
+
+    @property
+    def ends_at(self) -> float:
+        return self.queue_seconds + self.generation_seconds
 
 
 @dataclass(slots=True)
@@ -122,6 +149,13 @@ class Result:
     exit_code: int | None = None
     # Bot API requests during the jobs (getUpdates aside), by method.
     api_calls: Counter[str] = field(default_factory=Counter)
+    # 429 answers of the fake Bot API during the jobs.
+    too_many_requests: int = 0
+    # Per job, in submission order: delivery after done (None if not delivered; for a
+    # failing job, from its failure to the user being told), status checks, whether it fails.
+    per_job: list[tuple[float | None, int, bool]] = field(default_factory=list)
+    # For jobs that fail: seconds from the failure to the user being told.
+    failure_told: list[float] = field(default_factory=list)
 
     @property
     def polls_per_job(self) -> float:
@@ -157,27 +191,58 @@ class Result:
 def plan_jobs(params: Params) -> list[JobPlan]:
     """The same workload for every leg: one user and one unique prompt per job."""
     rng = random.Random(params.seed)
-    return [
-        JobPlan(
-            index=index,
-            bot=index % params.bots,
-            user_id=USER_BASE_ID + index,
-            prompt=f"bench job {index} a lighthouse on a cliff at dusk",
-            images=rng.randint(1, 4),
-            queue_seconds=params.queue.draw(rng) * params.time_factor,
-            generation_seconds=params.generation.draw(rng) * params.time_factor,
+    plans = []
+    private = 0
+    half = params.jobs // 2
+    group_every = round(1 / params.group_share) if params.group_share > 0 else 0
+    for index in range(params.jobs):
+        images = rng.randint(1, 4)
+        queue = params.queue.draw(rng) * params.time_factor
+        generation_source = params.generation
+        if params.generation_after is not None and index >= half:
+            generation_source = params.generation_after
+        generation = generation_source.draw(rng) * params.time_factor
+        fails = False
+        if params.fail_share > 0 and rng.random() < params.fail_share:
+            fails = True
+            queue = 0.0
+            generation = rng.uniform(0.1, params.fail_within) * params.time_factor
+        user_id = USER_BASE_ID + index
+        chat_id = user_id
+        if group_every and params.groups and index % group_every == group_every - 1:
+            chat_id = GROUP_BASE_ID - (index // group_every) % params.groups
+        elif params.private_chats:
+            user_id = USER_BASE_ID + private % params.private_chats
+            chat_id = user_id
+            private += 1
+        plans.append(
+            JobPlan(
+                index=index,
+                bot=index % params.bots,
+                user_id=user_id,
+                prompt=f"bench job {index} a lighthouse on a cliff at dusk",
+                images=images,
+                queue_seconds=queue,
+                generation_seconds=generation,
+                fails=fails,
+                chat_id=chat_id,
+            )
         )
-        for index in range(params.jobs)
-    ]
+    return plans
 
 
 def bot_command(kind: str, config: Path, params: Params) -> list[str]:
     """The production entry point, or the same app on the gpt4free-style client."""
+    # BENCH_CPROFILE=DIR: run the bot under cProfile, stats in DIR/<kind>.prof (on exit).
+    profile = os.environ.get("BENCH_CPROFILE")
+    python = [sys.executable]
+    if profile:
+        python += ["-m", "cProfile", "-o", str(Path(profile) / f"{kind}.prof")]
     if kind == "ours":
-        return [sys.executable, "-m", "bot", "--config", str(config)]
+        return [*python, "-m", "bot", "--config", str(config)]
     interval = GPT4FREE_POLL_SECONDS * params.time_factor
     return [
-        sys.executable,
+        *python,
         "-m",
         "bench.baseline_bot",
         "--config",
@@ -200,8 +265,8 @@ def write_bench_config(
         },
         "limits": {
             "max_in_flight": params.jobs + params.burst,
-            "per_user_active": 4,
-            "per_user_per_minute": 60,
+            "per_user_active": 8,
+            "per_user_per_minute": 120,
             "status_edit_interval": DEFAULT_STATUS_EDIT_INTERVAL * factor,
         },
         "log": {"level": "INFO"},
@@ -238,6 +303,8 @@ async def run_leg(
         ApiOnlyArta(auth_latency=params.auth_latency) as arta,
         FakeTelegram(clock=time.time) as tg,
     ):
+        if params.telegram_limits:
+            tg.enforce_telegram_limits()
         tokens = tuple(f"{7_000_000_001 + n}:BENCH{'x' * 30}{n:05d}" for n in range(params.bots))
         fake_bots = [tg.add_bot(t, f"bench{n}_bot") for n, t in enumerate(tokens)]
         config = write_bench_config(workdir / "config.toml", tg, arta, tokens, params)
@@ -266,9 +333,10 @@ async def run_leg(
             )
             lag_monitor = asyncio.create_task(_watch_lag(result.fake_lag))
             await _play_jobs(tg, arta, fake_bots, plans, params)
-            due = time.time() + max(p.queue_seconds + p.generation_seconds for p in plans)
+            due = time.time() + max(p.ends_at for p in plans)
+            expected = sum(not p.fails for p in plans)
             await _wait(
-                lambda: watcher.scan() >= len(plans),
+                lambda: watcher.scan() >= expected and watcher.told_all(plans),
                 process,
                 within=due - time.time() + params.grace,
                 what="every album",
@@ -281,6 +349,7 @@ async def run_leg(
             result.api_calls = Counter(
                 c.method for c in tg.api_calls if c.method.lower() != "getupdates"
             )
+            result.too_many_requests = tg.too_many_requests
             calls = ", ".join(f"{m} {n}" for m, n in result.api_calls.most_common())
             progress(f"{kind}: {result.completed}/{len(plans)} delivered; Bot API: {calls}")
             progress(f"{kind}: {params.burst} /help updates at once")
@@ -314,19 +383,29 @@ async def _play_jobs(
     params: Params,
 ) -> None:
     pause = params.ramp / len(plans) if plans and params.ramp > 0 else 0.0
+    started = time.monotonic()
     for plan in plans:
         arta.scripts_by_prompt[plan.prompt] = RecordScript(
             queue_polls=0,
             progress_polls=0,
             queue_seconds=plan.queue_seconds,
             generation_seconds=plan.generation_seconds,
+            outcome="failed" if plan.fails else "done",
         )
-        user = tg.user(plan.user_id, f"User{plan.index}")
-        chat = tg.private_chat(user)
+        user = tg.users.get(plan.user_id) or tg.user(plan.user_id, f"User{plan.index}")
+        bot = fake_bots[plan.bot]
         text = f"/imagine {plan.prompt} --model flux -n {plan.images}"
-        tg.send_text(fake_bots[plan.bot], chat, user, text)
+        if plan.chat_id < 0:
+            chat = tg.chats.get(plan.chat_id) or tg.group(plan.chat_id, f"Group {plan.chat_id}")
+            chat.members.add(user.id)
+            text = f"/imagine@{bot.username} {plan.prompt} --model flux -n {plan.images}"
+        else:
+            chat = tg.private_chat(user)
+        tg.send_text(bot, chat, user, text)
         if pause:
-            await asyncio.sleep(pause)
+            # On a schedule rather than sleep-per-job, so a slow loop does not stretch the ramp.
+            due = started + pause * (plan.index + 1)
+            await asyncio.sleep(max(0.0, due - time.monotonic()))
 
 
 def _collect_jobs(
@@ -334,17 +413,29 @@ def _collect_jobs(
 ) -> None:
     records = {record.prompt: record for record in arta.records.values()}
     for plan in plans:
-        arrived = watcher.delivered.get(plan.user_id)
         record = records.get(plan.prompt)
-        if arrived is None or record is None:
+        polls = arta.status_polls.get(record.record_id, 0) if record is not None else 0
+        # When the fake's clock says the job ended, not when a poll noticed it.
+        ended_at = (
+            record.created_at + record.script.queue_seconds + record.script.generation_seconds
+            if record is not None
+            else None
+        )
+        if plan.fails:
+            told = watcher.told.get(plan.chat_id)
+            latency = told - ended_at if told is not None and ended_at is not None else None
+            result.per_job.append((latency, polls, True))
+            if latency is not None:
+                result.failure_told.append(latency)
+            continue
+        arrived = watcher.delivered.get(plan.index)
+        if arrived is None or ended_at is None:
             result.failed += 1
+            result.per_job.append((None, polls, False))
             continue
         result.completed += 1
-        # When the fake's clock says the generation finished, not when a poll noticed it.
-        done_at = (
-            record.created_at + record.script.queue_seconds + record.script.generation_seconds
-        )
-        result.delivery.append(arrived - done_at)
+        result.delivery.append(arrived - ended_at)
+        result.per_job.append((arrived - ended_at, polls, False))
 
 
 async def _help_burst(
@@ -413,8 +504,9 @@ class ApiOnlyArta(FakeArta):
 
 
 class CallWatcher:
-    """Reads the fake Bot API's call log incrementally: first picture and first text
-    message per chat, and which bots are polling."""
+    """Reads the fake Bot API's call log incrementally: each job's first picture (by the job
+    number in its caption), the first failure notice and first text message per chat, and
+    which bots are polling."""
 
     def __init__(self, tg: FakeTelegram) -> None:
         self._tg = tg
@@ -422,11 +514,15 @@ class CallWatcher:
         self._pending: list[ApiCall] = []
         self.delivered: dict[int, float] = {}
         self.answered: dict[int, float] = {}
+        self.told: dict[int, float] = {}
         self._polling: set[int] = set()
 
     def polled(self, bot: FakeBot) -> bool:
         self.scan()
         return bot.id in self._polling
+
+    def told_all(self, plans: list[JobPlan]) -> bool:
+        return all(plan.chat_id in self.told for plan in plans if plan.fails)
 
     def scan(self) -> int:
         """Read the calls made since the last scan; returns the number of deliveries."""
@@ -449,10 +545,27 @@ class CallWatcher:
             if not isinstance(chat_id, int):
                 continue
             if method in DELIVERY_METHODS:
-                self.delivered.setdefault(chat_id, call.at)
-            elif method == "sendmessage":
-                self.answered.setdefault(chat_id, call.at)
+                index = _job_index(call)
+                if index is not None:
+                    self.delivered.setdefault(index, call.at)
+            elif method in {"sendmessage", "editmessagetext"}:
+                text = call.params.get("text")
+                if isinstance(text, str) and text.startswith(FAILURE_MARK):
+                    self.told.setdefault(chat_id, call.at)
+                if method == "sendmessage":
+                    self.answered.setdefault(chat_id, call.at)
         return len(self.delivered)
+
+
+def _job_index(call: ApiCall) -> int | None:
+    caption = call.params.get("caption")
+    media = call.params.get("media")
+    if caption is None and media is not None:
+        items = json.loads(media) if isinstance(media, str) else media
+        if isinstance(items, list) and items and isinstance(items[0], dict):
+            caption = items[0].get("caption")
+    found = _JOB_RE.search(caption) if isinstance(caption, str) else None
+    return int(found[1]) if found else None
 
 
 async def _wait(

@@ -8,7 +8,7 @@ import logging
 import secrets
 import signal
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import suppress
 from typing import Any
 
@@ -22,13 +22,14 @@ from aiohttp import web
 from bot.arta.client import ArtaClient
 from bot.config import Config, ConfigError
 from bot.jobs.claiming import ClaimLoop
+from bot.jobs.draft_sweeper import DraftSweeper
 from bot.jobs.provider import ImageProvider
 from bot.jobs.results import ResultPictures
 from bot.jobs.routing import ProviderSet
 from bot.jobs.runner import JobRunner, RunnerLimits
 from bot.logging_setup import RememberingTokenStore
 from bot.metrics import BotMetrics
-from bot.ops_server import OpsServer, metrics_handler
+from bot.ops_server import CachedHealth, OpsServer, metrics_handler
 from bot.providers.arta import ArtaProvider
 from bot.providers.openai import OpenAIProvider, OpenAISettings
 from bot.storage.engine import open_storage
@@ -47,6 +48,7 @@ from bot.telegram.middlewares import (
     UserSettingsMiddleware,
 )
 from bot.telegram.model_menu import ModelMenu
+from bot.telegram.pacing import SendPacer
 from bot.telegram.retry import RetryMiddleware
 from bot.telegram.routers import all_routers
 from bot.telegram.session import BotApiSession
@@ -67,11 +69,20 @@ UPDATE_CONCURRENCY = 200
 POLLING_STANDBY_INTERVAL = 2.0
 
 
+# Seconds between the tries to list a provider's models after start-up failed: backing
+# off to five minutes, then given up after about an hour (the operator was told at start).
+CATALOGUE_RETRY_DELAYS = (5.0, 10.0, 20.0, 40.0, 80.0, 160.0, *(300.0,) * 10)
+
+
 class StartupError(Exception):
     """Start-up cannot go on; the message is one line for the operator."""
 
 
 class BotApp:
+    # How a failed model listing is retried (see retry_catalogues); tests replace them.
+    catalogue_retry_delays: Sequence[float] = CATALOGUE_RETRY_DELAYS
+    catalogue_retry_sleep: Callable[[float], Awaitable[None]] = staticmethod(asyncio.sleep)
+
     def __init__(
         self,
         *,
@@ -127,9 +138,15 @@ class BotApp:
             menu=self.model_menu,
         )
         self.in_flight_updates = InFlightUpdates()
+        # Runs with the jobs: in polling mode, only while this process leads.
+        self.draft_sweeper = DraftSweeper(self.jobs, clock=clock)
+        # Lists the models of a provider that could not be asked at start (see start_services).
+        self._catalogue_retry: asyncio.Task[None] | None = None
         self.dispatcher = self._build_dispatcher()
         self.web_addresses: list[Any] = []
         self.ops_server: OpsServer | None = None
+        # What /healthz serves: `health` at most once a second (it reads the database).
+        self.served_health = CachedHealth(self.health, clock=provider_clock)
         self._stop_requested: asyncio.Event | None = None
         self._closed = False
         # Polling: which process polls and runs jobs when several share a database.
@@ -149,16 +166,18 @@ class BotApp:
         arta: Callable[[Config, Storage], ArtaClient] | None = None,
         bot_api_sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         provider_clock: Callable[[], float] = time.monotonic,
+        pace_sends: bool = True,
     ) -> BotApp:
         """Open the store and the clients, and check every token with Telegram.
 
         `arta` builds the ARTA client from the config and the open store instead of the
         default one (the benchmark injects a baseline client this way). `bot_api_sleep` is
         how Bot API retries wait out a 429 or a backoff (tests pass one that only records).
-        `provider_clock` times the providers' circuit breakers.
+        `provider_clock` times the providers' circuit breakers and /healthz's cache.
+        `pace_sends=False` leaves out the flood-limit pacing (the benchmark's plain baseline).
         """
         tokens = config.require_tokens()
-        bots = [make_bot(token, config, sleep=bot_api_sleep) for token in tokens]
+        bots = [make_bot(token, config, sleep=bot_api_sleep, pace=pace_sends) for token in tokens]
         try:
             # Telegram first: a rejected token stops start-up with its one line, before a
             # database is created or migrated (and logged about) for a bot that cannot run.
@@ -205,7 +224,10 @@ class BotApp:
             if self.config.metrics.port:
                 metrics = self.config.metrics
                 ops = OpsServer(
-                    metrics=self.metrics, health=self.health, host=metrics.host, port=metrics.port
+                    metrics=self.metrics,
+                    health=self.served_health,
+                    host=metrics.host,
+                    port=metrics.port,
                 )
                 await ops.start()
                 self.ops_server = ops
@@ -268,7 +290,7 @@ class BotApp:
             self.bots,
             prefix=webhook.path_prefix,
             secret=secret,
-            health=self.health,
+            health=self.served_health,
             concurrency=UPDATE_CONCURRENCY,
         )
         # lingering_time=0: the body of a refused request is not read after the answer (by
@@ -301,8 +323,8 @@ class BotApp:
             # deleting it would cut the new process off. Left set, nothing is lost either:
             # Telegram keeps an undelivered update and retries it for up to 24 hours.
             log.info("stopping: the webhook stays set for the next process")
-            for receiver in receivers:
-                await receiver.drain(within=5)
+            # Together: one after another, N bots would hold a shutdown for 5N s.
+            await asyncio.gather(*(receiver.drain(within=5) for receiver in receivers))
         finally:
             await web_runner.cleanup()
             await self.close()
@@ -350,7 +372,14 @@ class BotApp:
             )
             self.runner.claim_with(self._claim_loop)
             await self._claim_loop.start()
+        failed = await load_catalogues(self.providers)
+        if failed:
+            self._catalogue_retry = asyncio.create_task(
+                retry_catalogues(failed, self.catalogue_retry_delays, self.catalogue_retry_sleep),
+                name="catalogue-retry",
+            )
         report = await self.runner.start([bot.id for bot in self.bots])
+        self.draft_sweeper.start()
         log.info(
             "resumed %d waiting, %d generating, %d delivering jobs",
             report.waiting,
@@ -383,6 +412,11 @@ class BotApp:
             # After the runner: what it did not finish goes back to the other processes.
             await self._claim_loop.stop()
         await self.observer.close()
+        await self.draft_sweeper.stop()
+        if self._catalogue_retry is not None:
+            self._catalogue_retry.cancel()
+            with suppress(asyncio.CancelledError):
+                await self._catalogue_retry
         # After the runner: a successor must not resume jobs this one still delivers.
         if self._leadership is not None:
             await self._leadership.release()
@@ -468,20 +502,24 @@ def build_providers(
     )
 
 
-async def load_catalogues(providers: ProviderSet) -> None:
+async def load_catalogues(providers: ProviderSet) -> list[OpenAIProvider]:
     """Ask services without a configured model list for theirs; a failure leaves that
-    provider without models (out of the picker and of failover) and says so once."""
+    provider without models (out of the picker and of failover) and says so once. The
+    providers that failed come back, for `retry_catalogues`."""
+    failed = []
     for provider in providers:
         if isinstance(provider, OpenAIProvider):
             try:
                 models = await provider.load_models()
             except Exception as error:
                 log.warning(
-                    "provider %s: cannot list models at %s (%s); set providers.openai.models",
+                    "provider %s: cannot list models at %s (%s); trying again in the"
+                    " background, or set providers.openai.models",
                     provider.name,
                     provider.base_url,
                     error,
                 )
+                failed.append(provider)
                 continue
             if not models:
                 log.warning(
@@ -489,6 +527,37 @@ async def load_catalogues(providers: ProviderSet) -> None:
                 )
             else:
                 log.info("provider %s: models %s", provider.name, ", ".join(models))
+    return failed
+
+
+async def retry_catalogues(
+    failed: list[OpenAIProvider],
+    delays: Sequence[float],
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> None:
+    """Try the providers whose model list could not be had again, after each of `delays`,
+    until each has answered; a provider that answers joins the picker and failover."""
+    waiting = list(failed)
+    for delay in delays:
+        if not waiting:
+            return
+        await sleep(delay)
+        for provider in list(waiting):
+            try:
+                models = await provider.load_models()
+            except Exception as error:
+                log.debug("provider %s: models still unavailable (%s)", provider.name, error)
+                continue
+            waiting.remove(provider)
+            log.info(
+                "provider %s: models %s", provider.name, ", ".join(models) or "(no image models)"
+            )
+    for provider in waiting:
+        log.warning(
+            "provider %s: gave up listing models at %s; restart or set providers.openai.models",
+            provider.name,
+            provider.base_url,
+        )
 
 
 async def _check_bots(bots: list[Bot]) -> None:
@@ -507,7 +576,11 @@ async def _check_bots(bots: list[Bot]) -> None:
 
 
 def make_bot(
-    token: str, config: Config, *, sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+    token: str,
+    config: Config,
+    *,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    pace: bool = True,
 ) -> Bot:
     api_url = config.telegram.api_url
     session = BotApiSession(
@@ -515,6 +588,9 @@ def make_bot(
         timeout=config.telegram.request_timeout,
     )
     session.middleware(RetryMiddleware(sleep=sleep))
+    if pace:
+        # Inside the retries, so a retried send waits for its slot too.
+        session.middleware(SendPacer())
     try:
         return Bot(
             token,

@@ -16,6 +16,9 @@ from bot.arta.client import ArtaClient
 from bot.arta.errors import ArtaError
 from bot.arta.tokens import MemoryTokenStore
 from bot.config import Config
+from bot.jobs.provider import ProviderDown
+from bot.logging_setup import RedactSecrets
+from bot.providers.openai import OpenAIError, OpenAIProvider, OpenAISettings, is_image_model
 from bot.storage.database import MEMORY, Database
 from bot.storage.migrations import LATEST_VERSION, schema_version
 
@@ -33,6 +36,8 @@ class CheckResult:
 async def run_checks(config: Config) -> list[CheckResult]:
     results = [await _timed("database", lambda: _check_database(config))]
     results.append(await _timed("arta sign-up", lambda: _check_arta(config)))
+    if config.providers.openai.enabled:
+        results.append(await _timed("openai models", lambda: _check_openai(config)))
     for number, token in enumerate(config.require_tokens(), start=1):
         results.append(
             await _timed(f"telegram bot #{number}", lambda token=token: _check_bot(config, token))
@@ -105,6 +110,54 @@ async def _check_arta(config: Config) -> str:
         except ArtaError as error:
             raise CheckFailed(f"{settings.signup_url}: {error}") from None
     return "the service gave us an anonymous account"
+
+
+async def _check_openai(config: Config) -> str:
+    section = config.providers.openai
+    key = section.api_key.get_secret_value()
+    provider = OpenAIProvider(
+        OpenAISettings(
+            base_url=section.url,
+            api_key=key,
+            models=section.models,
+            connect_timeout=section.connect_timeout,
+            # The whole check has 30 s; a model list that takes longer is a finding too.
+            request_timeout=min(section.request_timeout, 20.0),
+        )
+    )
+    # An error may quote what was sent: never the key.
+    redact = RedactSecrets([key]).redact
+    try:
+        listed = await provider.server_models()
+    except (OpenAIError, ProviderDown) as error:
+        raise CheckFailed(redact(f"{section.url}/models: {error}")) from None
+    finally:
+        await provider.close()
+    if not section.models:
+        usable = _image_models(listed)
+        if not usable:
+            raise CheckFailed(f"{section.url}/models lists no image model that is not shut down")
+        return f"{section.url}: offers {', '.join(usable)}"
+    found = {name.lower(): name for name in listed}
+    verdicts, ok = [], True
+    for model in section.models:
+        name = found.get(model.lower())
+        if name is None:
+            verdicts.append(f"{model} not listed")
+            ok = False
+        elif listed[name]:
+            verdicts.append(f"{model} shut down")
+            ok = False
+        else:
+            verdicts.append(f"{model} ok")
+    line = f"{section.url}: {', '.join(verdicts)}"
+    if not ok:
+        raise CheckFailed(line)
+    return line
+
+
+def _image_models(listed: dict[str, bool]) -> list[str]:
+    return [name for name, shut_down in listed.items() if not shut_down and is_image_model(name)]
 
 
 async def _check_bot(config: Config, token: str) -> str:

@@ -59,23 +59,13 @@ def _json_escaped(secret: str) -> str:
     return json.dumps(secret, ensure_ascii=False)[1:-1]
 
 
-class RedactSecrets(logging.Filter):
-    """Knows the secrets; `redact` hides them (and token-shaped text) in a string."""
+class RedactSecrets:
+    """Knows the secrets; `redact` hides them (and token-shaped text) in a string. Lines
+    are redacted whole, once formatted (RedactingFormatter), so nothing a formatter adds
+    after a filter ran (a traceback, a JSON field) escapes it."""
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
-        super().__init__()
         self._secrets = tuple((s, _json_escaped(s)) for s in secrets if s)
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        redacted = self.redact(message)
-        if record.exc_info and not record.exc_text:
-            record.exc_text = logging.Formatter().formatException(record.exc_info)
-        if record.exc_text:
-            record.exc_text = self.redact(record.exc_text)
-        if redacted != message or record.args:
-            record.msg, record.args = redacted, None
-        return True
 
     def redact(self, text: str) -> str:
         with _learned_lock:

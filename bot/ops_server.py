@@ -7,7 +7,9 @@ Polling mode has no server, so `OpsServer` is a small one of its own, started on
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -19,6 +21,36 @@ from bot.metrics import CONTENT_TYPE, BotMetrics
 log = logging.getLogger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 HealthCheck = Callable[[], Awaitable[tuple[bool, dict[str, Any]]]]
+HealthAnswer = tuple[bool, dict[str, Any]]
+
+# /healthz is public in webhook mode. Each answer reads the database and checks the disk;
+# a monitor asks every few seconds, so an answer a second old says the same, and a flood of
+# strangers' requests costs one check a second.
+HEALTH_CACHE_SECONDS = 1.0
+
+
+class CachedHealth:
+    """`health` asked at most once per `ttl` seconds of `clock`; requests arriving while
+    it is being asked wait for that answer instead of asking again."""
+
+    def __init__(
+        self,
+        health: HealthCheck,
+        *,
+        ttl: float = HEALTH_CACHE_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._health = health
+        self._ttl = ttl
+        self._clock = clock
+        self._answer: tuple[float, HealthAnswer] | None = None
+        self._asking = asyncio.Lock()
+
+    async def __call__(self) -> HealthAnswer:
+        async with self._asking:
+            if self._answer is None or self._clock() - self._answer[0] >= self._ttl:
+                self._answer = (self._clock(), await self._health())
+            return self._answer[1]
 
 
 def metrics_handler(metrics: BotMetrics) -> Handler:

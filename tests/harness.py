@@ -138,9 +138,12 @@ async def running_bot(
             for n, token in enumerate(tokens, start=1)
         ]
         config = make_config(tg, arta, tmp_path / "bot.db", tokens, **sections)
+        # Unpaced: pacing waits real seconds between messages to one chat (tests/test_pacing.py
+        # covers it on an injected clock; the bench measures it against the limits).
         options: dict[str, Any] = {
             "bot_api_sleep": bot_api_sleep,
             "provider_clock": provider_clock,
+            "pace_sends": False,
         }
         app = await BotApp.create(config, **options)
         stack = Stack(tg=tg, arta=arta, app=app, bots=bots, config=config, app_options=options)

@@ -16,6 +16,7 @@ from bot.arta.errors import (
     ServiceUnavailableError,
     UnknownModelError,
 )
+from bot.arta.schedule import MIN_SAMPLES
 from bot.arta.settings import ArtaSettings
 from bot.arta.tokens import MemoryTokenStore
 from bot.arta.types import (
@@ -417,11 +418,12 @@ async def test_a_job_can_be_resumed_by_record_id_after_a_restart(
 async def test_jobs_submitted_here_teach_the_schedule_even_when_resumed_separately(
     arta_client: ArtaClient,
 ) -> None:
-    record_id = await arta_client.submit(GenerationRequest("fox", model="flux-dev"))
-    async for _ in arta_client.resume(record_id):
-        pass
+    for _ in range(MIN_SAMPLES):
+        record_id = await arta_client.submit(GenerationRequest("fox", model="flux-dev"))
+        async for _ in arta_client.resume(record_id):
+            pass
     estimate = arta_client.history.estimate("F Dev")
-    assert estimate is not None and len(arta_client.history) == 1
+    assert estimate is not None and len(arta_client.history) == MIN_SAMPLES
 
 
 async def test_resumed_job_of_unknown_age_does_not_teach_the_schedule(
@@ -510,3 +512,34 @@ async def test_too_many_requests_is_waited_out_as_the_service_asks(
     await done_of(arta_client)
     assert arta_client.stats.transient_errors == 1
     assert arta_clock.sleeps[1] == 3.0
+
+
+async def test_a_fast_service_is_found_fast_through_the_real_http_path(
+    arta_client: ArtaClient, fake_arta: FakeArta, arta_clock: FakeClock
+) -> None:
+    # Jobs of 1.2 s on the fake's clock, one after another: the first is caught by the probe
+    # (1.5 s), and within 20 jobs the first and only check lands just after 1.2 s.
+    fake_arta.default_script = RecordScript(
+        queue_polls=0, progress_polls=0, queue_seconds=0.2, generation_seconds=1.0
+    )
+    lags = []
+    for _ in range(20):
+        started = arta_clock()
+        done = await done_of(arta_client)
+        lags.append(arta_clock() - started - 1.2)
+    assert lags[0] == pytest.approx(0.3, abs=0.01)
+    assert max(lags[-5:]) <= 0.15
+    assert fake_arta.status_polls[done.record_id] == 1
+
+
+async def test_a_job_failing_at_once_is_known_at_the_probe_not_at_the_due_time(
+    arta_client: ArtaClient, fake_arta: FakeArta, arta_clock: FakeClock
+) -> None:
+    fake_arta.default_script = RecordScript(
+        queue_polls=0, progress_polls=0, generation_seconds=0.5, outcome="failed"
+    )
+    started = arta_clock()
+    with pytest.raises(GenerationFailedError):
+        await collect(arta_client)
+    # The default due time is 6 s; the probe at 1.5 floors tells the user 4.5 s sooner.
+    assert arta_clock() - started == pytest.approx(1.5, abs=0.01)

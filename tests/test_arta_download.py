@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
+import socket
 from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
 from aiohttp import web
+from aiohttp.abc import AbstractResolver, ResolveResult
 
+from bot.arta import download
 from bot.arta.client import ArtaClient
-from bot.arta.download import download_image
+from bot.arta.download import PublicOnlyResolver, download_image
 from bot.arta.errors import ImageDownloadError
 from bot.arta.settings import ArtaSettings
 from bot.arta.types import Done, GenerationRequest
+from bot.providers.openai import OpenAIProvider, OpenAISettings
 from tests.fakes.arta_server import SAMPLE_JPEG, SAMPLE_PNG, FakeArta, RecordScript
 
 
@@ -110,6 +115,8 @@ class LinkServer:
     def __init__(self) -> None:
         self.routes: dict[str, tuple[int, dict[str, str], bytes]] = {}
         self.hits: list[str] = []
+        # Seconds each answer takes (the server's own sleep, not the test's).
+        self.delay = 0.0
         self.port = 0
         self._runner: web.AppRunner | None = None
 
@@ -141,6 +148,7 @@ class LinkServer:
     async def _answer(self, request: web.Request) -> web.Response:
         name = request.match_info["name"]
         self.hits.append(name)
+        await asyncio.sleep(self.delay)
         status, headers, body = self.routes.get(name, (404, {}, b"no"))
         return web.Response(status=status, headers=headers, body=body)
 
@@ -292,3 +300,91 @@ async def test_ipv6_forms_of_a_private_ipv4_address_are_refused(
         await download_image(http, "https://pics.example/a.jpg", max_bytes=10, resolve=dns)
     with pytest.raises(ImageDownloadError, match="private or local"):
         await download_image(http, f"http://[{address}]/a.jpg", max_bytes=10)
+
+
+# -- DNS rebinding and one deadline per picture (review of issue 10) -----------------------
+
+
+class FakeDNS(AbstractResolver):
+    """Answers every name with one address, as a rebinding attacker's DNS does the second
+    time it is asked."""
+
+    def __init__(self, address: str = "127.0.0.1", loop: object = None) -> None:
+        self.address = address
+        self.asked: list[str] = []
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        self.asked.append(host)
+        return [
+            ResolveResult(
+                hostname=host,
+                host=self.address,
+                port=port,
+                family=socket.AF_INET,
+                proto=0,
+                flags=0,
+            )
+        ]
+
+    async def close(self) -> None:
+        pass
+
+
+async def test_a_host_that_rebinds_to_a_private_address_between_check_and_connect_is_refused(
+    links: LinkServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def public_first(host: str, port: int) -> list[str]:
+        return ["93.184.216.34"]
+
+    # The check before the request hears a public address; the connection, loopback.
+    monkeypatch.setattr(download, "_resolve", public_first)
+    monkeypatch.setattr(aiohttp.resolver, "DefaultResolver", FakeDNS)
+    monkeypatch.setattr(aiohttp.connector, "DefaultResolver", FakeDNS)
+    links.picture("a.jpg", SAMPLE_JPEG)
+    url = links.url("a.jpg", host="rebind.example")
+    async with ArtaClient(ArtaSettings()) as client:
+        with pytest.raises(ImageDownloadError, match="could not fetch"):
+            await client.download(url)
+    provider = OpenAIProvider(OpenAISettings(base_url="http://127.0.0.1:9/v1", api_key="k"))
+    try:
+        with pytest.raises(ImageDownloadError, match="could not fetch"):
+            await provider.download(url)
+    finally:
+        await provider.close()
+    assert links.hits == []
+
+
+async def test_the_resolver_lets_the_configured_upstream_resolve_privately_and_nothing_else() -> (
+    None
+):
+    dns = FakeDNS("10.0.0.7")
+    resolver = PublicOnlyResolver({("arta.internal", 8080)}, inner=dns)
+    assert (await resolver.resolve("arta.internal", 8080))[0]["host"] == "10.0.0.7"
+    for host, port in (("arta.internal", 80), ("pics.example", 8080)):
+        with pytest.raises(OSError, match="private or local"):
+            await resolver.resolve(host, port)
+    public = PublicOnlyResolver(inner=FakeDNS("93.184.216.34"))
+    assert (await public.resolve("pics.example", 443))[0]["host"] == "93.184.216.34"
+
+
+async def test_redirects_share_one_deadline_for_the_whole_picture(links: LinkServer) -> None:
+    # Six hops of 0.1 s each: every request is well inside the session's 30 s timeout, but
+    # the picture as a whole must not take more than its 0.3 s deadline.
+    allowed = {("127.0.0.1", links.port)}
+    links.picture("5.jpg", SAMPLE_JPEG)
+    for hop in range(5):
+        links.redirect(f"{hop}.jpg", f"/{hop + 1}.jpg")
+    links.delay = 0.1
+    timeout = aiohttp.ClientTimeout(total=30)
+    async with aiohttp.ClientSession(timeout=timeout) as session:
+        with pytest.raises(ImageDownloadError, match="in 0.3 s"):
+            await download_image(
+                session,
+                links.url("0.jpg"),
+                max_bytes=100_000,
+                allowed_private=allowed,
+                deadline=0.3,
+            )
+        assert session.timeout.total == 30

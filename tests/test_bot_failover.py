@@ -3,6 +3,7 @@ real HTTP. When ARTA is down users still get pictures; when it is back it draws 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import time
@@ -11,12 +12,15 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from bot.app import BotApp
 from bot.jobs.breaker import BreakerState
 from bot.storage.records import JobRecord, JobState
 from bot.telegram import texts
 from bot.telegram.callbacks import PickerAction, PickerCb
 from bot.telegram.i18n import locale_scope
-from tests.bot_steps import press, press_data, wait_buttons, wait_jobs, wait_picker
+from tests.bot_steps import press, press_data, said, wait_buttons, wait_jobs, wait_picker
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.telegram_api import FakeChat, FakeUser
 from tests.harness import Stack, running_bot
@@ -126,6 +130,31 @@ async def test_while_arta_is_down_jobs_are_drawn_elsewhere_and_go_back_when_it_r
         log.warning("failover timeline:\n  %s", "\n  ".join(timeline))
 
 
+async def test_a_wide_arta_job_failing_over_is_drawn_at_the_nearest_size_and_says_so(
+    tmp_path: Path,
+) -> None:
+    async with two_services(tmp_path) as (stack, openai, _):
+        user = stack.user()
+        chat = stack.tg.private_chat(user)
+        stack.arta.fail_signups(1)
+        stack.tg.send_text(stack.bot, chat, user, "/imagine a long fox --model flux --ar 21:9")
+        (job,) = await wait_jobs(stack, user, finished=1)
+        assert (job.state, job.provider) == (JobState.DONE, "openai"), job
+        assert openai.requests[0]["size"] == "1536x1024"
+        album = await stack.wait_album(chat, count=1)
+        with locale_scope(stack.app.i18n, "en"):
+            expected = texts.caption(
+                "a long fox",
+                "openai:gpt-image-1",
+                "21:9",
+                None,
+                drawn_by="OpenAI-compatible",
+                instead_of="ARTA",
+                drawn_ratio="16:9",
+            )
+        assert album[0].caption == re.sub(r"</?i>", "", expected)
+
+
 async def test_with_failover_off_the_user_is_told_the_service_is_down(tmp_path: Path) -> None:
     async with two_services(tmp_path, failover=False) as (stack, openai, _):
         user = stack.user()
@@ -135,7 +164,7 @@ async def test_with_failover_off_the_user_is_told_the_service_is_down(tmp_path: 
         with locale_scope(stack.app.i18n, "en"):
             down = texts.failed(texts.FailureKind.UNAVAILABLE, None)
         told = await stack.wait_text(chat, down)
-        assert any("Retry" in t for t in told.button_texts)
+        assert any(said(texts.retry_button) in t for t in told.button_texts)
         assert openai.requests == []
 
 
@@ -148,7 +177,9 @@ async def test_a_content_refusal_is_told_in_the_users_language(tmp_path: Path) -
         with locale_scope(stack.app.i18n, "ru"):
             refused = texts.failed(texts.FailureKind.CONTENT, None)
         told = await stack.wait_text(chat, refused)
-        assert not any("Retry" in t for t in told.button_texts)  # it would be refused again
+        assert not any(
+            said(texts.retry_button) in t for t in told.button_texts
+        )  # it would be refused again
         (job,) = await wait_jobs(stack, user, finished=1)
         assert (job.error_kind, job.provider) == ("content", "openai")
         assert openai.prompts() == ["something forbidden"]
@@ -239,3 +270,72 @@ async def test_stats_show_each_service_with_its_jobs_failures_and_circuit(
                 circuit="closed",
             )
         assert arta_line in (shown.text or "") and openai_line in (shown.text or "")
+
+
+async def test_a_model_list_that_failed_at_start_is_asked_again_in_the_background(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    naps: list[float] = []
+    wake: asyncio.Queue[None] = asyncio.Queue()
+
+    async def gated_sleep(seconds: float) -> None:
+        naps.append(seconds)
+        await wake.get()
+
+    monkeypatch.setattr(BotApp, "catalogue_retry_delays", (5.0, 10.0, 20.0))
+    monkeypatch.setattr(BotApp, "catalogue_retry_sleep", staticmethod(gated_sleep))
+    async with FakeOpenAI() as openai:
+        right_key = openai.api_key
+        openai.api_key = "sk-rotated-at-the-server-01234567"  # GET /models answers 401
+        section = {"openai": {"base_url": openai.base_url, "api_key": right_key}}
+        async with running_bot(tmp_path, providers=section) as stack:
+            provider = stack.app.providers.get("openai")
+            assert provider is not None and list(provider.models()) == []
+            wake.put_nowait(None)  # the first retry: still refused
+            async with asyncio.timeout(10):
+                while len(naps) < 2:  # noqa: ASYNC110 - the retry loop's own pace
+                    await asyncio.sleep(0)
+            assert list(provider.models()) == []
+            openai.api_key = right_key
+            wake.put_nowait(None)  # the second: the server answers
+            async with asyncio.timeout(10):
+                while not provider.models():  # noqa: ASYNC110
+                    await asyncio.sleep(0.01)
+            assert "openai:gpt-image-1" in stack.app.model_menu.names
+    assert naps == [5.0, 10.0]
+
+
+async def test_retrying_a_model_list_gives_up_after_its_delays_and_stops_with_the_bot(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    naps: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        naps.append(seconds)
+
+    monkeypatch.setattr(BotApp, "catalogue_retry_delays", (1.0, 2.0, 3.0))
+    monkeypatch.setattr(BotApp, "catalogue_retry_sleep", staticmethod(sleep))
+    async with FakeOpenAI(api_key="sk-not-the-one-the-bot-has-0123") as openai:
+        section = {"openai": {"base_url": openai.base_url, "api_key": "sk-bots-key-0123456789"}}
+        async with running_bot(tmp_path, providers=section) as stack:
+            task = stack.app._catalogue_retry
+            assert task is not None
+            await asyncio.wait_for(asyncio.shield(task), timeout=10)
+            tries = len(openai.auth_headers)
+    assert naps == [1.0, 2.0, 3.0] and tries == 4  # at start, then once after each delay
+    assert task.done()
+
+
+async def test_shutdown_stops_a_model_list_retry_that_is_still_waiting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def forever(seconds: float) -> None:
+        await asyncio.Event().wait()
+
+    monkeypatch.setattr(BotApp, "catalogue_retry_sleep", staticmethod(forever))
+    async with FakeOpenAI(api_key="sk-not-the-one-the-bot-has-0123") as openai:
+        section = {"openai": {"base_url": openai.base_url, "api_key": "sk-bots-key-0123456789"}}
+        async with running_bot(tmp_path, providers=section) as stack:
+            task = stack.app._catalogue_retry
+            assert task is not None and not task.done()
+    assert task.cancelled()

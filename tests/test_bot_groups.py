@@ -9,6 +9,7 @@ import pytest
 
 from bot.telegram import texts
 from tests.bot_steps import (
+    ANY,
     answer_of,
     button_data,
     drawing_text,
@@ -16,6 +17,7 @@ from tests.bot_steps import (
     press_data,
     ready_text,
     said,
+    said_up_to,
     wait_buttons,
     wait_picker,
 )
@@ -44,7 +46,7 @@ async def _running_job(stack: Stack, chat: FakeChat, user: FakeUser, prompt: str
             (
                 m
                 for m in stack.tg.messages(stack.bot, chat)
-                if "Cancel" in " ".join(m.button_texts)
+                if said(texts.cancel_button) in " ".join(m.button_texts)
             ),
             None,
         ),
@@ -120,7 +122,7 @@ async def test_someone_else_cannot_cancel_a_job(tmp_path: Path) -> None:
     async with running_bot(tmp_path) as stack:
         chat, alice, bob, _ = _group(stack)
         _, status = await _running_job(stack, chat, alice, "a guarded gate")
-        query = press(stack, chat, bob, status, "Cancel")
+        query = press(stack, chat, bob, status, said(texts.cancel_button))
         answer = await answer_of(stack, query)
         assert answer["show_alert"] is True
         assert said(texts.not_your_button) in (answer["text"] or "")
@@ -139,7 +141,11 @@ async def test_someone_else_cannot_pick_a_model_for_another_users_request(
         stack.tg.send_text(stack.bot, chat, alice, "/imagine a lantern")
         picker = await wait_picker(stack, chat)
         before = (picker.text, picker.reply_markup)
-        for label in ("Medieval", "Next", "Go with"):
+        for label in (
+            "Medieval",
+            said(texts.next_page),
+            said_up_to(texts.use_default_button, ANY),
+        ):
             answer = await answer_of(stack, press(stack, chat, bob, picker, label))
             assert answer["show_alert"] is True
         await stack.tg.wait_idle(stack.bot)
@@ -154,8 +160,14 @@ async def test_someone_else_pressing_again_starts_nothing(tmp_path: Path) -> Non
             stack.bot, chat, alice, f"/imagine@{stack.bot.username} a kettle --model flux -n 2"
         )
         await stack.wait_album(chat)
-        ready = await wait_buttons(stack, await stack.wait_text(chat, ready_text()), "Again")
-        for label in ("Again", "Same seed", "Other model"):
+        ready = await wait_buttons(
+            stack, await stack.wait_text(chat, ready_text()), said(texts.again_button)
+        )
+        for label in (
+            said(texts.again_button),
+            said(texts.same_seed_button),
+            said(texts.other_model_button),
+        ):
             answer = await answer_of(stack, press(stack, chat, bob, ready, label))
             assert answer["show_alert"] is True
         await stack.tg.wait_idle(stack.bot)
@@ -167,7 +179,7 @@ async def test_a_chat_admin_may_cancel_someone_elses_job(tmp_path: Path) -> None
     async with running_bot(tmp_path) as stack:
         chat, alice, _, admin = _group(stack)
         _, status = await _running_job(stack, chat, alice, "a noisy drum")
-        query = press(stack, chat, admin, status, "Cancel")
+        query = press(stack, chat, admin, status, said(texts.cancel_button))
         assert said(texts.cancelled) in ((await answer_of(stack, query))["text"] or "")
         await stack.wait_for(
             lambda: said(texts.cancelled) in (status.text or ""), "cancelled status"
@@ -216,8 +228,12 @@ async def test_a_button_of_a_finished_job_pressed_in_another_chat_has_expired(
             stack.bot, chat, alice, f"/imagine@{stack.bot.username} a shell --model flux -n 2"
         )
         await stack.wait_album(chat)
-        ready = await wait_buttons(stack, await stack.wait_text(chat, ready_text()), "Again")
-        again = next(b["callback_data"] for b in ready.buttons if "Again" in b["text"])
+        ready = await wait_buttons(
+            stack, await stack.wait_text(chat, ready_text()), said(texts.again_button)
+        )
+        again = next(
+            b["callback_data"] for b in ready.buttons if said(texts.again_button) in b["text"]
+        )
         private = stack.tg.private_chat(alice)
         stack.tg.send_text(stack.bot, private, alice, "/help")
         help_message = await stack.wait_text(private, said(texts.help_text, stack.bot.username))
@@ -234,8 +250,8 @@ async def test_a_chat_admin_pressing_go_with_default_uses_the_owners_default(
         await stack.app.settings.update(stack.bot.id, ALICE, model="Watercolor")
         stack.tg.send_text(stack.bot, chat, alice, "/imagine a harbour -n 1")
         picker = await wait_picker(stack, chat)
-        assert any("Go with Watercolor" in t for t in picker.button_texts)
-        press(stack, chat, admin, picker, "Go with Watercolor")
+        assert any(said(texts.use_default_button, "Watercolor") in t for t in picker.button_texts)
+        press(stack, chat, admin, picker, said(texts.use_default_button, "Watercolor"))
         await stack.wait_photo(chat)
         record = stack.arta.record_for("a harbour")
         assert record is not None and record.form["style"] == "Watercolor"
@@ -270,7 +286,7 @@ async def test_a_bot_admin_from_the_config_may_cancel_in_any_group(tmp_path: Pat
     async with running_bot(tmp_path, access={"admin_ids": [BOB]}) as stack:
         chat, alice, bob, _ = _group(stack)
         _, status = await _running_job(stack, chat, alice, "an overlong job")
-        query = press(stack, chat, bob, status, "Cancel")
+        query = press(stack, chat, bob, status, said(texts.cancel_button))
         assert said(texts.cancelled) in ((await answer_of(stack, query))["text"] or "")
         await stack.wait_for(
             lambda: said(texts.cancelled) in (status.text or ""), "cancelled status"

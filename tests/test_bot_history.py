@@ -91,7 +91,7 @@ async def test_repeat_button_sends_the_same_request_to_the_service_again(
         assert first is not None
 
         answer = await _history(stack, chat, user)
-        query = press(stack, chat, user, answer, "Repeat #1")
+        query = press(stack, chat, user, answer, said(texts.repeat_button, 1))
         await answer_of(stack, query)
         await wait_jobs(stack, user, finished=2)
         assert stack.arta.submits_by_prompt["an old mill"] == 2
@@ -131,7 +131,7 @@ async def test_someone_else_cannot_repeat_from_a_history_in_a_group(tmp_path: Pa
         await stack.wait_album(group)
         answer = await _history(stack, group, alice)
 
-        query = press(stack, group, bob, answer, "Repeat #1")
+        query = press(stack, group, bob, answer, said(texts.repeat_button, 1))
         reply = await answer_of(stack, query)
         assert reply["show_alert"] and said(texts.not_your_button) in (reply["text"] or "")
         await stack.tg.wait_idle(stack.bot)
@@ -152,7 +152,7 @@ async def test_history_asked_in_a_group_does_not_show_private_prompts(tmp_path: 
         assert "my secret diary" not in (in_group.text or "")
 
         # Every Repeat shown works where it is shown.
-        query = press(stack, group, alice, in_group, "Repeat #1")
+        query = press(stack, group, alice, in_group, said(texts.repeat_button, 1))
         assert (await answer_of(stack, query))["text"] is None
         await wait_jobs(stack, alice, finished=3)
         assert stack.arta.submits_by_prompt["a group photo"] == 2

@@ -39,9 +39,11 @@ async def test_imagine_without_model_shows_the_first_page_of_the_picker(tmp_path
         assert "a fox in the snow" in (picker.text or "")
         assert _models_on(picker) == list(MODELS[:MODELS_PER_PAGE])
         assert "⭐ Flux" in picker.button_texts  # the default, marked
-        assert any(t.startswith("Next") for t in picker.button_texts)
-        assert not any("Back" in t for t in picker.button_texts)  # no page before the first
-        assert any("Go with Flux" in t for t in picker.button_texts)
+        assert any(t.startswith(said(texts.next_page)) for t in picker.button_texts)
+        assert not any(
+            said(texts.previous_page) in t for t in picker.button_texts
+        )  # no page before the first
+        assert any(said(texts.use_default_button, "Flux") in t for t in picker.button_texts)
         assert stack.arta.submits == 0  # nothing upstream until a model is picked
 
 
@@ -52,14 +54,16 @@ async def test_paging_the_picker_edits_the_same_message(tmp_path: Path) -> None:
         stack.tg.send_text(stack.bot, chat, user, "/imagine a fox")
         picker = await wait_picker(stack, chat)
 
-        query = press(stack, chat, user, picker, "Next")
+        query = press(stack, chat, user, picker, said(texts.next_page))
         await answer_of(stack, query)
-        await wait_buttons(stack, picker, "Back")
+        await wait_buttons(stack, picker, said(texts.previous_page))
         assert _models_on(picker) == list(MODELS[MODELS_PER_PAGE : 2 * MODELS_PER_PAGE])
-        assert "Go with Flux" in " ".join(picker.button_texts)  # still one tap away
+        assert said(texts.use_default_button, "Flux") in " ".join(
+            picker.button_texts
+        )  # still one tap away
         assert len(stack.tg.messages(stack.bot, chat)) == 1  # edited, not sent again
 
-        query = press(stack, chat, user, picker, "Back")
+        query = press(stack, chat, user, picker, said(texts.previous_page))
         await answer_of(stack, query)
         await stack.wait_for(
             lambda: _models_on(picker) == list(MODELS[:MODELS_PER_PAGE]), "page 1 again"
@@ -75,9 +79,9 @@ async def test_every_page_together_lists_the_whole_catalogue(tmp_path: Path) -> 
         stack.tg.send_text(stack.bot, chat, user, "/imagine a fox")
         picker = await wait_picker(stack, chat)
         seen = _models_on(picker)
-        while any(t.startswith("Next") for t in picker.button_texts):
+        while any(t.startswith(said(texts.next_page)) for t in picker.button_texts):
             before = list(seen)
-            query = press(stack, chat, user, picker, "Next")
+            query = press(stack, chat, user, picker, said(texts.next_page))
             await answer_of(stack, query)
             await stack.wait_for(lambda b=before: _models_on(picker)[0] not in b, "next page")
             assert len(_models_on(picker)) <= MODELS_PER_PAGE
@@ -96,13 +100,13 @@ async def test_pressing_a_model_turns_the_picker_into_the_job_status(tmp_path: P
         stack.arta.hold("a lighthouse")
         stack.tg.send_text(stack.bot, chat, user, "/imagine a lighthouse --ar 16:9 -n 2")
         picker = await wait_picker(stack, chat)
-        press(stack, chat, user, picker, "Next")
-        await wait_buttons(stack, picker, "Back")
+        press(stack, chat, user, picker, said(texts.next_page))
+        await wait_buttons(stack, picker, said(texts.previous_page))
 
         model = MODELS[MODELS_PER_PAGE]  # the first of page 2
         query = press(stack, chat, user, picker, model)
         assert (await answer_of(stack, query)).get("show_alert") is False
-        await wait_buttons(stack, picker, "Cancel")
+        await wait_buttons(stack, picker, said(texts.cancel_button))
         record = await stack.arta.wait_for_record("a lighthouse")
         assert record.form["style"] == model
         assert record.form["aspect_ratio"] == "16:9"  # the flags typed with /imagine stay
@@ -122,7 +126,7 @@ async def test_go_with_default_button_uses_the_default_model(tmp_path: Path) -> 
         chat = stack.tg.private_chat(user)
         stack.tg.send_text(stack.bot, chat, user, "/imagine a pear -n 1")
         picker = await wait_picker(stack, chat)
-        press(stack, chat, user, picker, "Go with")
+        press(stack, chat, user, picker, said_up_to(texts.use_default_button, ANY))
         await stack.wait_photo(chat)
         record = stack.arta.record_for("a pear")
         assert record is not None
@@ -153,7 +157,9 @@ async def test_models_command_sets_the_default_the_picker_then_marks(tmp_path: P
         stack.tg.send_text(stack.bot, chat, user, "/models")
         chooser = await wait_picker(stack, chat)
         assert "Flux" in (chooser.text or "")
-        assert not any("Go with" in t for t in chooser.button_texts)
+        assert not any(
+            said_up_to(texts.use_default_button, ANY) in t for t in chooser.button_texts
+        )
         press(stack, chat, user, chooser, "Medieval")
         await stack.wait_for(lambda: "Medieval" in (chooser.text or ""), "default confirmed")
         assert chooser.buttons == []
@@ -162,7 +168,7 @@ async def test_models_command_sets_the_default_the_picker_then_marks(tmp_path: P
         picker = await wait_picker(stack, chat, after=chooser.message_id)
         assert "⭐ Medieval" in picker.button_texts
         assert "⭐ Flux" not in picker.button_texts
-        press(stack, chat, user, picker, "Go with Medieval")
+        press(stack, chat, user, picker, said(texts.use_default_button, "Medieval"))
         await stack.wait_photo(chat)
         record = stack.arta.record_for("a knight")
         assert record is not None and record.form["style"] == "Medieval"
@@ -174,8 +180,8 @@ async def test_models_picker_opens_on_the_page_of_the_default(tmp_path: Path) ->
         chat = stack.tg.private_chat(user)
         stack.tg.send_text(stack.bot, chat, user, "/models")
         chooser = await wait_picker(stack, chat)
-        press(stack, chat, user, chooser, "Next")
-        await wait_buttons(stack, chooser, "Back")
+        press(stack, chat, user, chooser, said(texts.next_page))
+        await wait_buttons(stack, chooser, said(texts.previous_page))
         press(stack, chat, user, chooser, "Watercolor")
         await stack.wait_for(lambda: "Watercolor" in (chooser.text or ""), "default confirmed")
 
@@ -193,7 +199,7 @@ async def test_an_unexpected_failure_is_answered_with_a_friendly_alert(tmp_path:
         stack.tg.fail_next(
             "editMessageReplyMarkup", error_code=400, description="Bad Request: odd"
         )
-        answer = await answer_of(stack, press(stack, chat, user, picker, "Next"))
+        answer = await answer_of(stack, press(stack, chat, user, picker, said(texts.next_page)))
         assert answer["show_alert"] is True
         assert said(texts.something_went_wrong) == answer["text"]
 

@@ -6,7 +6,16 @@ from __future__ import annotations
 from pathlib import Path
 
 from bot.telegram import texts
-from tests.bot_steps import answer_of, failed_calls, press, said, settings_line, wait_buttons
+from tests.bot_steps import (
+    ANY,
+    answer_of,
+    failed_calls,
+    press,
+    said,
+    said_up_to,
+    settings_line,
+    wait_buttons,
+)
 from tests.fakes.telegram_api import FakeChat, FakeUser, StoredMessage
 from tests.harness import Stack, running_bot
 
@@ -110,7 +119,7 @@ async def test_default_model_picked_from_settings_starts_at_once_with_the_picker
         assert form["style"] == "Medieval"
         # No picker was shown: nothing in the chat carries a "Next" page button.
         assert not any(
-            t.startswith("Next")
+            t.startswith(said(texts.next_page))
             for m in stack.tg.messages(stack.bot, chat)
             if m.message_id > menu.message_id
             for t in m.button_texts
@@ -135,13 +144,13 @@ async def test_picker_stays_on_by_default_and_uses_the_default_model_button(
                 (
                     m
                     for m in stack.tg.messages(stack.bot, chat)
-                    if any("Go with" in t for t in m.button_texts)
+                    if any(said_up_to(texts.use_default_button, ANY) in t for t in m.button_texts)
                 ),
                 None,
             ),
             "the picker",
         )
-        assert any("Go with Medieval" in t for t in picker.button_texts)
+        assert any(said(texts.use_default_button, "Medieval") in t for t in picker.button_texts)
         assert stack.arta.submits == 0
 
 

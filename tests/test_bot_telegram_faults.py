@@ -156,7 +156,7 @@ async def test_a_status_message_deleted_before_a_failure_still_gets_the_failure_
         stack.tg.delete_message(stack.bot, chat, status.message_id)
         told = await stack.wait_text(chat, failure_text(FailureKind.TIMEOUT))
         assert told.message_id != status.message_id  # a new message, since the old is gone
-        assert any("Retry" in t for t in told.button_texts)
+        assert any(said(texts.retry_button) in t for t in told.button_texts)
 
 
 async def test_a_group_that_removed_the_bot_fails_the_job_and_others_are_served(
@@ -185,7 +185,7 @@ async def test_a_flood_wait_too_long_to_sit_out_fails_the_job_as_telegrams_refus
         stack.tg.fail_next("sendMediaGroup", error_code=429, retry_after=3600)
         stack.tg.send_text(stack.bot, chat, user, "/imagine a very patient heron --model flux")
         told = await stack.wait_text(chat, failure_text(FailureKind.DELIVERY))
-        assert any("Retry" in t for t in told.button_texts)
+        assert any(said(texts.retry_button) in t for t in told.button_texts)
         (job,) = await wait_jobs(stack, user, finished=1)
         assert (job.state, job.error_kind) == (JobState.FAILED, "delivery")
         assert "retry after 3600" in (job.error_detail or "").lower()

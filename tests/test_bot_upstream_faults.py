@@ -7,12 +7,14 @@ from pathlib import Path
 
 from bot.jobs.observer import FailureKind
 from bot.storage.records import JobRecord, JobState
+from bot.telegram import texts
 from tests.bot_steps import (
     answer_of,
     button_data,
     failure_text,
     press,
     press_data,
+    said,
     starting_text,
     wait_jobs,
 )
@@ -29,7 +31,7 @@ async def _fails(
     status = await stack.wait_text(chat, says)
     (job,) = await wait_jobs(stack, user, finished=1)
     assert job.state is JobState.FAILED
-    assert any("Retry" in t for t in status.button_texts), status.button_texts
+    assert any(said(texts.retry_button) in t for t in status.button_texts), status.button_texts
     assert "Press Retry" in (status.text or "")
     assert not stack.tg.albums(stack.bot, chat)
     return status, job
@@ -39,7 +41,7 @@ async def _retry_delivers(
     stack: Stack, chat: FakeChat, user: FakeUser, status: StoredMessage, prompt: str
 ) -> None:
     submitted = stack.arta.submits_by_prompt[prompt]
-    query = press(stack, chat, user, status, "Retry")
+    query = press(stack, chat, user, status, said(texts.retry_button))
     await answer_of(stack, query)
     await stack.wait_album(chat)
     jobs = await wait_jobs(stack, user, finished=2)
@@ -121,7 +123,9 @@ async def test_status_checks_failing_a_few_times_are_survived(tmp_path: Path) ->
         assert job.state is JobState.DONE
         assert stack.arta.submits_by_prompt["a sturdy bridge"] == 1  # polled, not resent
         assert not any(
-            "Retry" in t for m in stack.tg.messages(stack.bot, chat) for t in m.button_texts
+            said(texts.retry_button) in t
+            for m in stack.tg.messages(stack.bot, chat)
+            for t in m.button_texts
         )
 
 
@@ -147,7 +151,7 @@ async def test_a_double_tap_on_retry_draws_the_request_once(tmp_path: Path) -> N
         user = stack.user()
         chat = stack.tg.private_chat(user)
         status, _ = await _fails(stack, chat, user, "a nervous finger", "not answering")
-        data = button_data(status, "Retry")
+        data = button_data(status, said(texts.retry_button))
         first = press_data(stack, chat, user, status, data)
         second = press_data(stack, chat, user, status, data)
         await answer_of(stack, first)
@@ -166,11 +170,11 @@ async def test_retry_over_the_rate_says_when_and_keeps_the_button(tmp_path: Path
         user = stack.user()
         chat = stack.tg.private_chat(user)
         status, _ = await _fails(stack, chat, user, "a hasty sketch", "not answering")
-        query = press(stack, chat, user, status, "Retry")
+        query = press(stack, chat, user, status, said(texts.retry_button))
         reply = await answer_of(stack, query)
         assert reply["show_alert"] and "Try again in" in (reply["text"] or "")
         await stack.tg.wait_idle(stack.bot)
-        assert any("Retry" in t for t in status.button_texts)
+        assert any(said(texts.retry_button) in t for t in status.button_texts)
         assert "not answering" in (status.text or "")
         assert stack.arta.submits_by_prompt["a hasty sketch"] == 1
 
@@ -197,6 +201,8 @@ async def test_settings_the_service_rejects_are_explained_without_a_retry(
         stack.tg.send_text(stack.bot, chat, user, "/imagine a retired style --model flux")
         told = await stack.wait_text(chat, failure_text(FailureKind.INVALID))
         assert "Flux" in (told.text or "")
-        assert not any("Retry" in t for t in told.button_texts)  # the same would fail again
+        assert not any(
+            said(texts.retry_button) in t for t in told.button_texts
+        )  # the same would fail again
         (job,) = await wait_jobs(stack, user, finished=1)
         assert (job.state, job.error_kind) == (JobState.FAILED, "invalid")

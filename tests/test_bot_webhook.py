@@ -325,3 +325,32 @@ async def test_an_imagine_arriving_while_the_webhook_drains_waits_for_the_next_s
     async with await Database.open(tmp_path / "bot.db") as db:
         jobs = await JobRepository(db).unfinished()
     assert [(job.params.prompt, job.state) for job in jobs] == [("a late fox", JobState.QUEUED)]
+
+
+async def test_shutdown_drains_every_bots_webhook_together(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Each receiver may wait up to 5 s for its updates; one after another, N bots would hold
+    # a shutdown (and a deploy) for 5N s. Each drain here waits until the other has begun:
+    # drained one by one, the first would wait in vain.
+    started: list[int] = []
+    saw_the_other: list[bool] = []
+    both = asyncio.Event()
+
+    async def drain_after_the_other_began(receiver: UpdateReceiver, within: float) -> None:
+        started.append(id(receiver))
+        if len(started) == 2:
+            both.set()
+        try:
+            async with asyncio.timeout(2):
+                await both.wait()
+            saw_the_other.append(True)
+        except TimeoutError:
+            saw_the_other.append(False)
+
+    monkeypatch.setattr(UpdateReceiver, "drain", drain_after_the_other_began)
+    async with running_bot(
+        tmp_path, tokens=(TOKEN, SECOND_TOKEN), mode="webhook", webhook=WEBHOOK
+    ):
+        pass
+    assert saw_the_other == [True, True], "a bot's drain began only after another had ended"

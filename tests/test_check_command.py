@@ -12,6 +12,8 @@ from bot.storage.database import Database
 from bot.storage.migrations import LATEST_VERSION
 from tests.bot_process import ROOT, write_config
 from tests.fakes.arta_server import FakeArta
+from tests.fakes.openai_server import API_KEY as OPENAI_KEY
+from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.telegram_api import FakeTelegram
 from tests.harness import SECOND_TOKEN, TOKEN
 
@@ -99,3 +101,49 @@ async def test_check_reports_a_missing_database_and_creates_or_migrates_nothing(
     assert old.read_bytes() == before
     # No -wal or -shm file either: the read-only open wrote nothing beside it.
     assert sorted(await asyncio.to_thread(os.listdir, tmp_path)) == ["bot.db", "config.toml"]
+
+
+async def test_check_says_which_configured_openai_models_exist_and_which_are_shut_down(
+    tmp_path: Path,
+) -> None:
+    async with FakeTelegram() as tg, FakeArta() as arta, FakeOpenAI() as openai:
+        tg.add_bot(TOKEN, "arta_test1_bot")
+        async with await Database.open(tmp_path / "bot.db"):
+            pass
+        section = {"base_url": openai.base_url, "api_key": OPENAI_KEY}
+        listed = write_config(
+            tmp_path / "listed.toml", tg, arta, (TOKEN,), **{"providers.openai": section}
+        )
+        chosen = write_config(
+            tmp_path / "chosen.toml",
+            tg,
+            arta,
+            (TOKEN,),
+            **{"providers.openai": {**section, "models": "gpt-image-1,dall-e-2,no-such-model"}},
+        )
+        wrong_key = "sk-wrong-key-0123456789abcdef"
+        refused = write_config(
+            tmp_path / "refused.toml",
+            tg,
+            arta,
+            (TOKEN,),
+            **{"providers.openai": {**section, "api_key": wrong_key}},
+        )
+        (listed_code, listed_lines), (chosen_code, chosen_lines) = [
+            await _check(listed),
+            await _check(chosen),
+        ]
+        refused_code, refused_lines = await _check(refused)
+    assert listed_code == 0, listed_lines
+    assert (
+        f"ok   openai models: {openai.base_url}: offers gpt-image-1, gpt-image-1-mini"
+        in (listed_lines[2])
+    )
+    assert "dall-e" not in listed_lines[2]  # shut down: not offered
+    assert chosen_code == 1
+    assert chosen_lines[2] == (
+        f"FAIL openai models: {openai.base_url}: gpt-image-1 ok, dall-e-2 shut down,"
+        " no-such-model not listed"
+    )
+    assert refused_code == 1 and refused_lines[2].startswith("FAIL openai models:")
+    assert "401" in refused_lines[2] and wrong_key not in "\n".join(refused_lines)

@@ -4,16 +4,21 @@ however many jobs finish at once (issue 10, item 15)."""
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
+from typing import Any
 
+import pytest
 from aiogram import Bot
 
 from bot.jobs.provider import Fetched
 from bot.jobs.results import ResultPictures
 from bot.jobs.routing import ProviderSet
 from bot.storage.records import JobParams, JobRecord, JobState, StoredImage
+from bot.telegram import job_observer
 from bot.telegram.delivery import send_results
 from tests.fakes.arta_server import SAMPLE_JPEG
 from tests.fakes.telegram_api import FakeTelegram
+from tests.harness import running_bot
 from tests.provider_double import MemoryProvider
 
 
@@ -71,3 +76,24 @@ async def test_twenty_albums_at_once_download_only_two_albums_at_a_time(
     # Two albums of four pictures: at most eight pictures (8 x 10 MB) held at once, not 80.
     assert downloads.peak <= 8
     assert all(len(fake_telegram.albums(fake_bot, chat)) == 1 for chat in chats)
+
+
+async def test_the_configured_number_of_albums_at_once_reaches_the_delivery(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # limits.fallback_deliveries is the operator's memory bound; a wiring slip would fall
+    # back to the default without anyone noticing.
+    given: list[int] = []
+    real_send_results = job_observer.send_results
+
+    async def recording(*args: Any, fallback_slots: asyncio.Semaphore, **kwargs: Any) -> Any:
+        given.append(fallback_slots._value)  # free slots: nothing else delivers now
+        return await real_send_results(*args, fallback_slots=fallback_slots, **kwargs)
+
+    monkeypatch.setattr(job_observer, "send_results", recording)
+    async with running_bot(tmp_path, limits={"fallback_deliveries": 5}) as stack:
+        user = stack.user()
+        chat = stack.tg.private_chat(user)
+        stack.tg.send_text(stack.bot, chat, user, "/imagine a counted fox --model flux")
+        await stack.wait_album(chat)
+    assert given == [5]

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 
+from bot.config import load_config
 from tests.bot_process import write_config
 from tests.fakes.arta_server import FakeArta
 from tests.fakes.telegram_api import FakeTelegram
@@ -175,3 +176,24 @@ def test_healthcheck_without_a_health_server_says_how_to_get_one(tmp_path: Path)
     )
     assert result.returncode == 2
     assert "METRICS_PORT" in result.stderr
+
+
+def test_compose_hands_the_postgres_profile_its_database_url() -> None:
+    # No YAML parser in the venv: read the bot service's block as text.
+    compose = (ROOT / "compose.yaml").read_text()
+    bot_service = compose.split("\n  postgres:\n", 1)[0]
+    assert "DATABASE_URL: ${DATABASE_URL:-}" in bot_service
+    assert "condition: service_healthy" in bot_service and "required: false" in bot_service
+    postgres = compose.split("\n  postgres:\n", 1)[1]
+    assert "POSTGRES_DB: bot" in postgres and "POSTGRES_USER: bot" in postgres
+    # The URL the README tells the operator to set names that service, user and database.
+    readme = (ROOT / "README.md").read_text()
+    (url,) = re.findall(r"DATABASE_URL=(postgresql://bot:\S+)`", readme)
+    assert url == "postgresql://bot:<POSTGRES_PASSWORD>@postgres:5432/bot"
+    config = load_config(None, {"BOT_TOKEN": TOKEN, "DATABASE_URL": url})
+    assert config.database.url.get_secret_value() == url
+    # Unset in .env, Compose passes an empty value: the bot stays on SQLite.
+    assert (
+        load_config(None, {"BOT_TOKEN": TOKEN, "DATABASE_URL": ""}).database.url.get_secret_value()
+        == ""
+    )

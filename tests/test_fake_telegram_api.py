@@ -42,7 +42,7 @@ from aiogram.types import (
 from aiogram.utils.backoff import BackoffConfig
 from aiohttp import ClientSession, web
 
-from tests.fakes.telegram_api import FakeBot, FakeChat, FakeTelegram, FakeUser
+from tests.fakes.telegram_api import FakeBot, FakeChat, FakeTelegram, FakeUser, TelegramLimits
 
 TOKEN = "123456:test-token"
 REPOSITORY = Path(__file__).resolve().parent.parent
@@ -1027,3 +1027,44 @@ async def test_user_photo_and_user_deletion_reach_the_bot_as_telegram_shows_them
     fake.delete_message(tg_bot, chat, status.message_id)  # the user deletes it
     with pytest.raises(TelegramBadRequest, match="message to edit not found"):
         await bot.edit_message_text("done", chat_id=chat.id, message_id=status.message_id)
+
+
+async def test_opt_in_telegram_limits_per_private_chat_per_group_and_per_bot(
+    fake: FakeTelegram, bot: Bot, tg_bot: FakeBot, chat: FakeChat
+) -> None:
+    clock = ManualClock()
+    fake.clock = clock
+    fake.enforce_telegram_limits(TelegramLimits(per_bot=4))
+    group = fake.group(-100777, "Team", admins=[chat.id])
+
+    await bot.send_message(chat.id, "1")
+    with pytest.raises(TelegramRetryAfter) as error:
+        await bot.send_message(chat.id, "too soon in a private chat")
+    assert error.value.retry_after == 1
+    await bot.send_message(group.id, "g1")
+    await bot.send_message(group.id, "g2")
+    await bot.send_message(group.id, "g3")
+    # 4 a second for this bot: a fifth chat message in the same second is refused too.
+    other = fake.private_chat(fake.user(3003, "Carol"), started_with=[tg_bot])
+    with pytest.raises(TelegramRetryAfter):
+        await bot.send_message(other.id, "fifth this second")
+    assert fake.too_many_requests == 2
+
+    clock.now += 1.0
+    await bot.send_message(chat.id, "2")
+    for n in range(17):
+        clock.now += 1.0
+        await bot.send_message(group.id, f"g{n + 4}")
+    # 20 in the group within the minute: the 21st waits for the oldest to leave the window.
+    clock.now += 1.0
+    with pytest.raises(TelegramRetryAfter) as error:
+        await bot.send_message(group.id, "g21")
+    assert error.value.retry_after == 41
+
+
+async def test_telegram_limits_are_off_by_default(
+    fake: FakeTelegram, bot: Bot, chat: FakeChat
+) -> None:
+    for n in range(5):
+        await bot.send_message(chat.id, str(n))
+    assert fake.too_many_requests == 0

@@ -3,6 +3,7 @@ for strangers."""
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 from collections import namedtuple
 from pathlib import Path
@@ -87,3 +88,33 @@ async def test_health_is_degraded_when_the_database_is_full(
             assert not healthy and str(details["database"]).startswith("full")
         finally:
             await app.close()
+
+
+async def test_a_flood_of_healthz_requests_checks_the_store_once_a_second(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    now = [1000.0]
+    async with running_bot(
+        tmp_path, mode="webhook", webhook=WEBHOOK, provider_clock=lambda: now[0]
+    ) as stack:
+        checks = []
+        real_problem = stack.app.storage.problem
+
+        async def counted_problem() -> str | None:
+            checks.append(now[0])
+            return await real_problem()
+
+        monkeypatch.setattr(stack.app.storage, "problem", counted_problem)
+        url = f"http://127.0.0.1:{stack.app.web_port}/healthz"
+        async with aiohttp.ClientSession() as http:
+
+            async def ask() -> int:
+                async with http.get(url) as response:
+                    return response.status
+
+            assert await asyncio.gather(*(ask() for _ in range(50))) == [200] * 50
+            assert checks == [1000.0], "fifty strangers at once cost one look at the store"
+            now[0] += 0.9
+            assert await ask() == 200 and checks == [1000.0]
+            now[0] += 0.2  # over a second since the last check: the next one looks again
+            assert await ask() == 200 and checks == [1000.0, 1001.1]

@@ -17,17 +17,15 @@ from bot import logging_setup
 from bot.arta.tokens import MemoryTokenStore
 from bot.arta.types import ArtaToken
 from bot.config import Config
-from bot.logging_setup import JsonFormatter, RedactSecrets, RememberingTokenStore, make_handler
+from bot.logging_setup import RedactSecrets, RememberingTokenStore, make_handler
 from tests.bot_process import ROOT
 from tests.bot_steps import ready_text
 from tests.harness import TOKEN, running_bot
 
 
 def _handler(stream: io.StringIO, *secrets: str) -> logging.Handler:
-    handler = logging.StreamHandler(stream)
-    handler.addFilter(RedactSecrets(secrets))
-    handler.setFormatter(JsonFormatter())
-    return handler
+    # The handler production uses, redaction and all.
+    return make_handler("json", secrets, stream)
 
 
 def test_json_lines_carry_the_job_fields_and_hide_tokens() -> None:

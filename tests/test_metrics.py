@@ -15,6 +15,7 @@ from bot.config import ConfigError
 from bot.storage.records import JobState
 from tests.bot_steps import wait_jobs
 from tests.fakes.arta_server import FakeArta, RecordScript
+from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.telegram_api import FakeTelegram
 from tests.harness import TOKEN, Stack, make_config, running_bot
 
@@ -106,3 +107,30 @@ async def test_a_taken_metrics_port_stops_start_up_with_one_line(tmp_path: Path)
             app = await BotApp.create(config)
             with pytest.raises(ConfigError, match="metrics.port: cannot listen"):
                 await app.run(handle_signals=False)
+
+
+async def test_a_job_drawn_by_the_openai_provider_is_counted_under_its_name(
+    tmp_path: Path,
+) -> None:
+    # The provider label comes from the jobs table's provider column (NULL is ARTA's).
+    port = _free_port()
+    async with FakeOpenAI() as openai:
+        providers = {
+            "openai": {
+                "base_url": openai.base_url,
+                "api_key": openai.api_key,
+                "models": ["gpt-image-1"],
+            }
+        }
+        async with running_bot(tmp_path, metrics={"port": port}, providers=providers) as stack:
+            user = stack.user(1001)
+            chat = stack.tg.private_chat(user)
+            stack.tg.send_text(
+                stack.bot, chat, user, "/imagine a metered owl --model openai:gpt-image-1"
+            )
+            (job,) = await wait_jobs(stack, user, finished=1)
+            await _draw(stack, 1002, "a metered fox")
+            samples = await _scrape(f"http://127.0.0.1:{port}/metrics")
+    assert (job.state, job.provider) == (JobState.DONE, "openai")
+    assert _value(samples, "bot_jobs", provider="openai", state=JobState.DONE.value) == 1
+    assert _value(samples, "bot_jobs", provider="arta", state=JobState.DONE.value) == 1

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from bot.telegram import texts
 from tests.bot_process import BotProcess, write_config
+from tests.bot_steps import said
 from tests.fakes.arta_server import FakeArta, RecordScript
 from tests.fakes.telegram_api import FakeTelegram
 from tests.harness import TOKEN
@@ -29,7 +31,11 @@ async def test_a_full_run_at_debug_with_failures_logs_no_secret(tmp_path: Path) 
             tg.send_text(bot, chat, user, "/imagine doomed --model flux")
             await tg.wait_for(lambda: len(tg.albums(bot, chat)) == 2, what="second album")
             await tg.wait_for(
-                lambda: any("Retry" in t for m in tg.messages(bot, chat) for t in m.button_texts),
+                lambda: any(
+                    said(texts.retry_button) in t
+                    for m in tg.messages(bot, chat)
+                    for t in m.button_texts
+                ),
                 what="the failed job's Retry button",
             )
             process.terminate()

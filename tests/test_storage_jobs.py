@@ -428,6 +428,22 @@ async def test_resume_history_and_stats_queries_use_their_indexes(
         assert any(index in step for step in plan), (index, plan)
 
 
+async def test_the_periodic_sweep_forgets_every_users_pickers_left_open_for_a_day(
+    repo: JobStore,
+) -> None:
+    # create_draft tidies up only after the user making a new one; the sweep reaches the
+    # users who never come back.
+    day = 24 * 3600.0
+    stale = [await repo.create_draft(new_job(user_id=user), now=0.0) for user in (42, 43)]
+    fresh = await repo.create_draft(new_job(user_id=44), now=day - 1)
+    old_job = await repo.create(new_job(), now=0.0)
+    assert await repo.expire_old_drafts(now=day + 1) == 2
+    assert [await repo.get(draft.id) for draft in stale] == [None, None]
+    assert await repo.get(fresh.id) is not None
+    assert (await _get(repo, old_job.id)).state is JobState.QUEUED  # jobs are never drafts
+    assert await repo.expire_old_drafts(now=day + 1) == 0
+
+
 async def test_an_inline_job_is_found_by_its_inline_message(repo: JobStore) -> None:
     new = new_job(chat_id=42, inline_message_id="AgAAA1")
     first = await repo.create(new, now=1.0)

@@ -25,7 +25,12 @@ import aiohttp
 
 from bot.arta.auth import TokenManager, describe_network_error
 from bot.arta.catalogue import resolve_model
-from bot.arta.download import DownloadedImage, download_image
+from bot.arta.download import (
+    DownloadedImage,
+    configured_origins,
+    download_image,
+    guarded_connector,
+)
 from bot.arta.errors import (
     AuthenticationError,
     GenerationFailedError,
@@ -43,9 +48,13 @@ from bot.arta.http import (
     read_status,
     read_submit,
 )
+from bot.arta.rate import RateGate
 from bot.arta.schedule import (
+    Censored,
     DurationEstimate,
     DurationHistory,
+    Finished,
+    JobView,
     PollLimits,
     next_poll_delay,
     transient_backoff,
@@ -110,10 +119,12 @@ class ArtaClient:
         self._rng = rng if rng is not None else random.Random()
         self._limits = PollLimits(settings.poll_min_interval, settings.poll_max_interval)
         self._session: aiohttp.ClientSession | None = None
+        self._status_gate = RateGate(settings.max_status_rate, clock=clock, sleep=sleep)
         self._closed = False
         self._submitted: OrderedDict[str, SubmittedJob] = OrderedDict()
-        # Jobs being polled whose age is known: record id -> (submitted at, model).
-        self._running: dict[str, tuple[float, str | None]] = {}
+        # Jobs being polled whose age is known: record id -> (model, age at the last answer
+        # that was not DONE), the right-censored part of what the schedule learns from.
+        self._running: dict[str, tuple[str | None, float]] = {}
         # model -> (computed at, history version, estimate); see _estimate().
         self._estimates: dict[str | None, tuple[float, int, DurationEstimate | None]] = {}
         self._auth = TokenManager(
@@ -231,8 +242,6 @@ class ArtaClient:
         origin = submitted_at if submitted_at is not None else started
         deadline_at = started + (self.settings.poll_deadline if deadline is None else deadline)
         api_model = _api_model_or_none(model)
-        if submitted_at is not None:
-            self._running[record_id] = (origin, api_model)
         try:
             async for event in self._follow(
                 record_id, account, origin, started, deadline_at, api_model, seed, submitted_at
@@ -254,15 +263,23 @@ class ArtaClient:
     ) -> AsyncIterator[GenerationEvent]:
         polls = 0
         failures = 0
-        # Age at the last answer that was not DONE: the job finished between that and DONE.
-        last_pending = started - origin
-        delay = next_poll_delay(started - origin, self._estimate(api_model), self._limits)
+        measured = submitted_at is not None
+        # What the answers showed so far (ages on this client's clock, from the submission):
+        # the job ends after the last answer that was not DONE; generation starts after the
+        # last IN_QUEUE and by the first IN_PROGRESS.
+        view = JobView(age=started - origin)
+        # A resumed job may have ended while nobody looked: only a check tells it is running.
+        last_pending = 0.0
+        retry_after: float | None = None
         while True:
             now = self._clock()
             if now >= deadline_at:
                 raise GenerationTimeoutError(record_id, now - started)
+            view = JobView(now - origin, view.checks, view.queued_until, view.started_by)
+            delay = self._next_delay(view, api_model, failures, retry_after)
             # The last check lands on the deadline itself rather than past it.
             await self._sleep(min(delay, deadline_at - now))
+            await self._status_gate.wait()
             polls += 1
             try:
                 answer = await self._status(record_id, account)
@@ -274,42 +291,72 @@ class ArtaClient:
                         f"status of {record_id}: {exc} ({failures} failures in a row)"
                     ) from exc
                 log.info("status of %s failed (%s); retry %d", record_id, exc, failures)
-                delay = transient_backoff(failures, self._limits, self._rng.random())
-                if exc.retry_after is not None:
-                    delay = self._limits.clamp(max(delay, exc.retry_after))
+                retry_after = exc.retry_after
                 continue
             failures = 0
+            retry_after = None
             elapsed = self._clock() - origin
-            if answer.status == STATUS_DONE:
-                # The job finished somewhere between the last pending answer and this one.
-                finished = (last_pending + elapsed) / 2 if submitted_at is not None else None
-                self._running.pop(record_id, None)
-                yield self._done(answer, elapsed, polls, seed, finished=finished, model=api_model)
-                return
-            last_pending = elapsed
-            if answer.status == STATUS_QUEUED:
-                yield Queued(record_id, polls)
-            elif answer.status == STATUS_RUNNING:
-                yield InProgress(record_id, elapsed, polls)
+            status = answer.status
+            checks = view.checks + 1
+            if status == STATUS_QUEUED:
+                view = JobView(elapsed, checks, elapsed, None)
+            elif view.started_by is None:
+                view = JobView(elapsed, checks, view.queued_until, elapsed)
             else:
-                raise GenerationFailedError(
-                    answer.status, answer.error_details or answer.error_code
+                view = JobView(elapsed, checks, view.queued_until, view.started_by)
+            if status in (STATUS_QUEUED, STATUS_RUNNING):
+                last_pending = elapsed
+                if measured:
+                    self._running[record_id] = (api_model, elapsed)
+                if status == STATUS_QUEUED:
+                    yield Queued(record_id, polls)
+                else:
+                    yield InProgress(record_id, elapsed, polls)
+                continue
+            self._running.pop(record_id, None)
+            if measured:
+                # Done or failed: either way the job ended in (last_pending, elapsed].
+                # Only ages measured from the submission itself teach the schedule; a job
+                # resumed at an unknown age would make the service look faster than it is.
+                self.history.record(
+                    Finished(
+                        Censored(last_pending, elapsed),
+                        start_after=view.queued_until,
+                        start_by=view.started_by,
+                    ),
+                    api_model,
                 )
-            estimate = self._estimate(api_model)
-            delay = next_poll_delay(self._clock() - origin, estimate, self._limits)
+            if status == STATUS_DONE:
+                yield self._done(answer, elapsed, polls, seed)
+                return
+            raise GenerationFailedError(status, answer.error_details or answer.error_code)
+
+    def _next_delay(
+        self, view: JobView, model: str | None, failures: int, retry_after: float | None
+    ) -> float:
+        if failures:
+            delay = transient_backoff(failures, self._limits, self._rng.random())
+            if retry_after is not None:
+                delay = self._limits.clamp(max(delay, retry_after))
+            return delay
+        explore = self._rng.random() if view.checks == 0 else None
+        return next_poll_delay(view, self._estimate(model), self._limits, explore=explore)
 
     def _estimate(self, model: str | None) -> DurationEstimate | None:
         """The history's estimate with this client's running jobs counted in; recomputed
         when a job finishes or after poll_min_interval, as it sorts every running job."""
         now = self._clock()
         cached = self._estimates.get(model)
+        # At most once per floor: the EM costs a few ms, and at 5 jobs finishing a second
+        # recomputing on every one cost ~2 ms of CPU a job. Until a first estimate exists,
+        # every finished job may bring it.
         if (
             cached is not None
-            and cached[1] == self.history.version
+            and (cached[2] is not None or cached[1] == self.history.version)
             and now - cached[0] < self._limits.min_interval
         ):
             return cached[2]
-        running = [(m, now - origin) for origin, m in self._running.values()]
+        running = list(self._running.values())
         estimate = self.history.estimate(model, running=running)
         self._estimates[model] = (now, self.history.version, estimate)
         return estimate
@@ -328,16 +375,9 @@ class ArtaClient:
         elapsed: float,
         polls: int,
         seed: int | None,
-        *,
-        finished: float | None,
-        model: str | None,
     ) -> Done:
         if not answer.images:
             raise GenerationFailedError(STATUS_DONE, "the service reported no pictures")
-        if finished is not None:
-            # Only durations measured from the submission itself teach the schedule; a job
-            # resumed at an unknown age would make the service look faster than it is.
-            self.history.record(finished, model)
         return Done(
             record_id=answer.record_id,
             images=answer.images,
@@ -398,8 +438,20 @@ class ArtaClient:
             sock_read=settings.read_timeout,
         )
         headers = {"User-Agent": settings.user_agent, **dict(settings.extra_headers)}
+        # Picture links are fetched through this session too: no name resolves to a private
+        # address at connect time, except the hosts the operator configured.
+        upstream = configured_origins(
+            [
+                settings.signup_url,
+                settings.refresh_url,
+                settings.api_url,
+                settings.submit_url,
+                settings.status_url,
+                settings.proxy,
+            ]
+        )
         return aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=settings.pool_limit),
+            connector=guarded_connector(upstream, limit=settings.pool_limit),
             timeout=timeout,
             headers=headers,
             proxy=settings.proxy,

@@ -8,6 +8,11 @@ itself runs there: tests, a self-hosted set-up), and only raster pictures Telegr
 recognised by their first bytes rather than by what the server claims. What this hands back
 is such a picture of bounded size, or it raises ImageDownloadError.
 
+The check before each hop resolves the host once; aiohttp resolves it again to connect, and a
+host may answer a public address the first time and a private one the second (DNS
+rebinding). `PublicOnlyResolver` closes that window: the sessions that fetch pictures connect
+through it, and it refuses private answers at connect time too.
+
 Self-contained on purpose: any provider that answers with picture URLs can use it.
 """
 
@@ -20,6 +25,8 @@ from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass
 
 import aiohttp
+from aiohttp import resolver as aiohttp_resolver
+from aiohttp.abc import AbstractResolver, ResolveResult
 from yarl import URL
 
 from bot.arta.errors import ImageDownloadError
@@ -52,13 +59,84 @@ async def download_image(
     allowed_private: Collection[tuple[str, int]] = (),
     max_redirects: int = MAX_REDIRECTS,
     resolve: Resolve | None = None,
+    deadline: float | None = None,
 ) -> DownloadedImage:
-    """GET `url` through `session` (its timeouts apply); bytes, or ImageDownloadError.
+    """GET `url` through `session`; bytes, or ImageDownloadError.
 
     `allowed_private` lists (host, port) origins that may be fetched although they are
     loopback/private/link-local (see `private_origins`); every other such target is refused,
-    on the first hop and on every redirect.
+    on the first hop and on every redirect. `deadline` bounds the whole fetch, redirects
+    included (the session's timeouts apply per request, so six hops could otherwise take six
+    times as long); by default it is the session's total timeout.
     """
+    if deadline is None:
+        deadline = session.timeout.total
+    try:
+        async with asyncio.timeout(deadline):
+            return await _follow(session, url, max_bytes, allowed_private, max_redirects, resolve)
+    except TimeoutError:
+        raise ImageDownloadError(f"could not fetch the image in {deadline} s: {url}") from None
+
+
+class PublicOnlyResolver(AbstractResolver):
+    """aiohttp's resolver, refusing loopback/private/link-local answers unless the (host,
+    port) is one of `allowed` (the operator's own upstream or proxy, from configuration).
+
+    Connections resolve through this, so a host that answered a public address to the check
+    before the request and a private one to the connection is refused all the same."""
+
+    def __init__(
+        self, allowed: Collection[tuple[str, int]] = (), inner: AbstractResolver | None = None
+    ) -> None:
+        self._allowed = frozenset((host.lower(), port) for host, port in allowed)
+        self._inner = inner
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        if self._inner is None:
+            self._inner = aiohttp_resolver.DefaultResolver()
+        found = await self._inner.resolve(host, port, family)
+        if (host.lower(), port) in self._allowed:
+            return found
+        if any(_forbidden(_address(result["host"])) for result in found):
+            # OSError: aiohttp reports it as a failed connection (ClientConnectorError).
+            raise OSError(f"refused a private or local address for {host}")
+        return found
+
+    async def close(self) -> None:
+        if self._inner is not None:
+            await self._inner.close()
+
+
+def guarded_connector(
+    allowed: Collection[tuple[str, int]] = (), *, limit: int = 100
+) -> aiohttp.TCPConnector:
+    """A connector whose name lookups go through `PublicOnlyResolver(allowed)`."""
+    return aiohttp.TCPConnector(limit=limit, resolver=PublicOnlyResolver(allowed))
+
+
+def configured_origins(urls: Collection[str | None]) -> frozenset[tuple[str, int]]:
+    """The (host, port) of each configured URL, whatever its address: the operator named
+    them, so they may resolve to a private one (a service name in a compose network)."""
+    origins = set()
+    for raw in urls:
+        if not raw:
+            continue
+        url = URL(raw)
+        if url.host is not None and url.port is not None:
+            origins.add((url.host.lower(), url.port))
+    return frozenset(origins)
+
+
+async def _follow(
+    session: aiohttp.ClientSession,
+    url: str,
+    max_bytes: int,
+    allowed_private: Collection[tuple[str, int]],
+    max_redirects: int,
+    resolve: Resolve | None,
+) -> DownloadedImage:
     resolve = resolve or _resolve
     allowed = {(host.lower(), port) for host, port in allowed_private}
     target = _parse(url)
@@ -148,7 +226,7 @@ async def _check_target(
             raise ImageDownloadError(
                 f"could not resolve the image host ({type(exc).__name__}): {shown}"
             ) from exc
-        addresses = [ipaddress.ip_address(a.split("%", 1)[0]) for a in found]
+        addresses = [_address(a) for a in found]
     if not addresses:
         raise ImageDownloadError(f"the image host has no address: {shown}")
     # Every address must be public: the connection may use any of them.
@@ -174,6 +252,11 @@ def _forbidden(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
     # is_global is False for loopback, RFC 1918, link-local (the cloud metadata address
     # 169.254.169.254 among them), CGNAT, unique-local and the other special ranges.
     return not address.is_global or address.is_multicast
+
+
+def _address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    # A link-local IPv6 answer may carry its zone: fe80::1%eth0.
+    return ipaddress.ip_address(text.split("%", 1)[0])
 
 
 async def _resolve(host: str, port: int) -> list[str]:

@@ -63,6 +63,8 @@ class ArtaSettings:
     # Never poll one record more often than this, whatever the schedule predicts.
     poll_min_interval: float = 1.0
     poll_max_interval: float = 10.0
+    # Status checks a second to ARTA from this client, all jobs together (0: no bound).
+    max_status_rate: float = 200.0
     # Bounded backoff for transient trouble (5xx, HTML pages, resets) on status checks.
     transient_retries: int = 5
     download_max_bytes: int = 10 * 1024 * 1024

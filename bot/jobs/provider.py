@@ -99,6 +99,9 @@ class ProviderLimits:
     # second.
     deadline: float
     max_poll_interval: float
+    # (asked, drawn): ratios this service has no size for and the nearest it draws instead
+    # (a job moved here by failover keeps the ratio the user asked the first service for).
+    nearest_ratios: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

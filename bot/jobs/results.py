@@ -34,6 +34,14 @@ class ResultPictures:
             meant.title if meant is not None else job.failover_from,
         )
 
+    def drawn_ratio(self, job: JobRecord) -> str | None:
+        """The aspect ratio the pictures were drawn at when the service that drew them has
+        no size for the one asked (see ProviderLimits.nearest_ratios); else None."""
+        provider = self._providers.get(job.provider) if job.provider is not None else None
+        if provider is None:
+            return None
+        return dict(provider.limits.nearest_ratios).get(job.params.aspect_ratio)
+
     @staticmethod
     def stored_as_bytes(image: StoredImage) -> bool:
         """Telegram cannot fetch these by URL: they must be uploaded."""

@@ -14,7 +14,8 @@ Aspect ratios (the sizes these models accept; anything else is refused with a re
     1:1            -> 1024x1024
     3:2, 4:3, 16:9 -> 1536x1024   (dall-e-3: 1792x1024)
     2:3, 3:4, 9:16 -> 1024x1536   (dall-e-3: 1024x1792)
-    21:9, 9:21     -> refused: no size is within a third of it
+    21:9, 9:21     -> no size is near; drawn at 16:9 / 9:16's size, and the caption says so
+                      (ARTA draws them; a job failing over here must not be refused)
 dall-e-2 draws squares only; dall-e-3 one picture per request.
 """
 
@@ -33,7 +34,12 @@ from typing import Any
 
 import aiohttp
 
-from bot.arta.download import download_image, private_origins
+from bot.arta.download import (
+    configured_origins,
+    download_image,
+    guarded_connector,
+    private_origins,
+)
 from bot.arta.errors import ImageDownloadError
 from bot.jobs.observer import FailureKind
 from bot.jobs.provider import (
@@ -62,6 +68,8 @@ _SIZES = {
     "3:4": "1024x1536",
     "9:16": "1024x1536",
 }
+# Ratios ARTA draws and these models have no size for: the nearest they do have.
+NEAREST_RATIOS = (("21:9", "16:9"), ("9:21", "9:16"))
 _DALLE3_SIZES = {"1024x1024": "1024x1024", "1536x1024": "1792x1024", "1024x1536": "1024x1792"}
 # Telegram albums hold 10; our users ask for 1-4 (bot/arta/types.py).
 MAX_IMAGES = 4
@@ -73,6 +81,13 @@ MAX_PICTURE_BYTES = 10 * 1024 * 1024
 MAX_RETRY_AFTER = 20.0
 # Ids that name image models on servers that list every kind of model (LocalAI, gateways).
 _IMAGE_MODEL = re.compile(r"image|dall-e|flux|stable-diffusion|sdxl|\bsd-", re.IGNORECASE)
+
+
+def is_image_model(name: str) -> bool:
+    """Whether a model id from GET /models names an image model (by its name alone)."""
+    return _IMAGE_MODEL.search(name) is not None
+
+
 _CONTENT_POLICY_CODES = {"content_policy_violation", "moderation_blocked"}
 
 
@@ -130,6 +145,7 @@ class OpenAIProvider:
             aspect_ratios=ASPECT_RATIOS,
             deadline=settings.request_timeout,
             max_poll_interval=0.0,
+            nearest_ratios=NEAREST_RATIOS,
         )
 
     @property
@@ -155,20 +171,25 @@ class OpenAIProvider:
         """The configured models, else the server's image models not yet shut down."""
         if self._settings.models:
             return self._models
+        listed = await self.server_models(today=today)
+        names = [name for name, shut_down in listed.items() if not shut_down]
+        names = [name for name in names if is_image_model(name)]
+        # gpt-image models first: they are what OpenAI serves today.
+        self._models = tuple(sorted(names, key=lambda n: (not n.startswith("gpt-image"), n)))
+        return self._models
+
+    async def server_models(self, *, today: date | None = None) -> dict[str, bool]:
+        """Every model `GET /models` lists (of any kind), with whether it is shut down."""
         today = today or datetime.now(UTC).date()
         answer = await self._request("GET", "/models")
         entries = answer.get("data") if isinstance(answer, dict) else None
         if not isinstance(entries, list):
             raise OpenAIUnavailableError("GET /models: not a model list")
-        names = []
-        for entry in entries:
-            if not isinstance(entry, dict) or not isinstance(entry.get("id"), str):
-                continue
-            if _IMAGE_MODEL.search(entry["id"]) and not _shut_down(entry, today):
-                names.append(entry["id"])
-        # gpt-image models first: they are what OpenAI serves today.
-        self._models = tuple(sorted(names, key=lambda n: (not n.startswith("gpt-image"), n)))
-        return self._models
+        return {
+            entry["id"]: _shut_down(entry, today)
+            for entry in entries
+            if isinstance(entry, dict) and isinstance(entry.get("id"), str)
+        }
 
     async def submit(self, request: ProviderRequest, *, account: str) -> str:
         raise NotImplementedError("synchronous: use generate()")
@@ -303,7 +324,10 @@ class OpenAIProvider:
     def _http(self) -> aiohttp.ClientSession:
         if self._session is None:
             settings = self._settings
+            # Picture links are fetched through this session too: only the configured
+            # server's own name may resolve to a private address at connect time.
             self._session = aiohttp.ClientSession(
+                connector=guarded_connector(configured_origins([self.base_url])),
                 timeout=aiohttp.ClientTimeout(
                     total=settings.request_timeout, sock_connect=settings.connect_timeout
                 ),
@@ -315,7 +339,7 @@ def request_body(request: ProviderRequest) -> dict[str, Any]:
     """The JSON for POST /images/generations; OpenAIRequestError for what the model
     cannot do, in words a user understands."""
     model = request.model
-    size = _SIZES.get(request.aspect_ratio)
+    size = _SIZES.get(dict(NEAREST_RATIOS).get(request.aspect_ratio, request.aspect_ratio))
     if size is None:
         raise OpenAIRequestError(
             f"{model} draws {', '.join(ASPECT_RATIOS)}, not {request.aspect_ratio}"

@@ -94,6 +94,17 @@ class JobRepository:
             await cursor.close()
         return deleted
 
+    async def expire_old_drafts(self, *, now: float, ttl: float = DRAFT_TTL) -> int:
+        """Delete every user's drafts older than `ttl`; return how many went. The periodic
+        sweep: `create_draft` only tidies up after the user who makes a new one."""
+        async with self._db.transaction() as conn:
+            cursor = await conn.execute(
+                f"DELETE FROM jobs WHERE state IN {_DRAFT} AND created_at < ?", (now - ttl,)
+            )
+            deleted = cursor.rowcount
+            await cursor.close()
+        return deleted
+
     async def _insert(self, new: NewJob, state: JobState, now: float) -> JobRecord:
         params = new.params
         async with self._db.transaction() as conn:

@@ -53,6 +53,7 @@ async def send_results(
         job.result_seed,
         drawn_by=drawn_by,
         instead_of=instead_of,
+        drawn_ratio=pictures.drawn_ratio(job),
     )
     try:
         # Pictures that came back as bytes have no URL Telegram could fetch.

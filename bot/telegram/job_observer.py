@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager, suppress
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from bot.telegram.chat_action import DrawingIndicator
 from bot.telegram.delivery import reply_to_request, send_results
 from bot.telegram.i18n import locale_scope
 from bot.telegram.inline_delivery import NO_UPLOAD_CHAT, deliver_inline
+from bot.telegram.pacing import final_edits
 from bot.telegram.share import share_link
 
 log = logging.getLogger(__name__)
@@ -32,6 +34,19 @@ log = logging.getLogger(__name__)
 class _Shown:
     at: float
     text: str
+    stage: Stage
+    position: int | None
+
+
+# Only the seconds changed: edit once per this many edit intervals (15 s at the default 3 s).
+# Each edit is a Bot API request (~1 ms of CPU) and a share of the chat's one message a
+# second; the place in line and the stage are what a user waits to see change.
+ELAPSED_TICK_INTERVALS = 5
+
+
+# Albums sent whose buttons are still to come. Normally at most `limits.max_in_flight`
+# (20 by default) wait at once, each for a moment; the rest is what failures left behind.
+FIRST_MESSAGES_KEPT = 1000
 
 
 class TelegramJobObserver:
@@ -46,18 +61,21 @@ class TelegramJobObserver:
         fallback_deliveries: int = 2,
         storage_chat_id: int | None = None,
         indicator: DrawingIndicator | None = None,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self._bots = bots
         self._pictures = pictures
+        self._wall_clock = wall_clock
         self._i18n = i18n
         self._edit_interval = edit_interval
         self._clock = clock
         self._shown: dict[int, _Shown] = {}
         # Albums the bot downloads and uploads itself at once (each up to 4 x 10 MB held).
         self._fallback_slots = asyncio.Semaphore(fallback_deliveries)
-        # Job id -> its album's first message, from the album until the buttons under it;
-        # an entry lives only while its job is in this process.
-        self._first_messages: dict[int, int] = {}
+        # Job id -> its album's first message, from the album until the buttons under it.
+        # An entry whose buttons never come (marking the job done failed) is dropped, oldest
+        # first, past FIRST_MESSAGES_KEPT: the reply then merely goes without its quote.
+        self._first_messages: OrderedDict[int, int] = OrderedDict()
         # Where inline-mode pictures Telegram cannot fetch by URL are uploaded first.
         self._storage_chat_id = storage_chat_id
         # "sending a photo…" in the chat while a job draws.
@@ -70,11 +88,22 @@ class TelegramJobObserver:
             text = texts.status(progress, job.params.model)
         shown = self._shown.get(job.id)
         now = self._clock()
-        # Telegram allows about one edit a second per chat (20 a minute in groups);
-        # a progress line that is a few seconds old is fine, a 429 storm is not.
-        if shown is not None and (shown.text == text or now - shown.at < self._edit_interval):
+        if shown is None and self._wall_clock() - job.created_at < self._edit_interval:
+            # The status message went out moments ago: an edit now would take the chat's one
+            # message a second from the album (on 1.2 s jobs it held every album back ~1 s).
             return
-        self._shown[job.id] = _Shown(now, text)
+        if shown is not None:
+            if shown.text == text:
+                return
+            # Telegram allows about one edit a second per chat (20 a minute in groups); a
+            # progress line that is a few seconds old is fine, a 429 storm is not.
+            since = now - shown.at
+            if since < self._edit_interval:
+                return
+            moved = shown.stage is not progress.stage or shown.position != progress.position
+            if not moved and since < self._edit_interval * ELAPSED_TICK_INTERVALS:
+                return
+        self._shown[job.id] = _Shown(now, text, progress.stage, progress.position)
         with self._locale(job):
             markup = keyboards.status(job.id)
         await self._edit_status(job, text, markup)
@@ -101,6 +130,8 @@ class TelegramJobObserver:
                 bot, self._pictures, job, fallback_slots=self._fallback_slots
             )
         self._first_messages[job.id] = first.message_id
+        while len(self._first_messages) > FIRST_MESSAGES_KEPT:
+            self._first_messages.popitem(last=False)
 
     async def after_delivery(self, job: JobRecord) -> None:
         if job.is_inline:
@@ -142,16 +173,19 @@ class TelegramJobObserver:
                 me = await self._bot(job).me()
                 text = texts.inline_needs_a_chat(me.username or "")
             markup = keyboards.retry(job.id) if failure.kind.retryable else None
-        await self._edit_status(job, text, markup, or_send=True)
+        with final_edits():
+            await self._edit_status(job, text, markup, or_send=True)
 
     async def cancelled(self, job: JobRecord) -> None:
         self._shown.pop(job.id, None)
+        self._first_messages.pop(job.id, None)
         self.indicator.stopped(job)
         with self._locale(job):
             text = texts.cancelled()
             # An inline message is all the requester has there: no /imagine to type again.
             markup = keyboards.retry(job.id) if job.is_inline else None
-        await self._edit_status(job, text, markup)
+        with final_edits():
+            await self._edit_status(job, text, markup)
 
     async def _edit_status(
         self,

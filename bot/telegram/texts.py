@@ -158,16 +158,22 @@ def caption(
     *,
     drawn_by: str | None = None,
     instead_of: str | None = None,
+    drawn_ratio: str | None = None,
 ) -> str:
     """Prompt and settings, escaped, with the prompt cut so the whole fits 1024 characters.
 
-    `drawn_by` and `instead_of` name the services when failover moved the job."""
-    meta = f"{model} · {aspect_ratio}"
+    `drawn_by` and `instead_of` name the services when failover moved the job;
+    `drawn_ratio` is the ratio drawn when the service had no size for `aspect_ratio`."""
+    meta = f"{model} · {drawn_ratio or aspect_ratio}"
     if seed is not None:
         meta += " · " + _("seed {seed}").format(seed=seed)
     if drawn_by is not None and instead_of is not None:
         meta += "\n" + _("Drawn by {service}: {other} is not available right now").format(
             service=drawn_by, other=instead_of
+        )
+    if drawn_ratio is not None:
+        meta += "\n" + _("Drawn at {drawn}, the nearest to {asked} this service draws").format(
+            drawn=drawn_ratio, asked=aspect_ratio
         )
     room = CAPTION_LIMIT - _utf16_len(meta) - 2  # two newlines
     return f"{escape(_shorten_utf16(prompt, room))}\n\n<i>{escape(meta)}</i>"

@@ -27,6 +27,7 @@ import re
 import secrets
 import signal
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -462,6 +463,20 @@ def _scope_key(scope: dict | None) -> str:
 # --------------------------------------------------------------------------- the server
 
 
+@dataclass(frozen=True, slots=True)
+class TelegramLimits:
+    """Telegram's published flood limits (core.telegram.org/bots/faq: "avoid sending more
+    than one message per second" in a chat, "no more than 20 messages per minute" in a group,
+    "about 30 messages per second" in bulk)."""
+
+    per_bot: int = 30
+    per_bot_seconds: float = 1.0
+    per_group: int = 20
+    per_group_seconds: float = 60.0
+    per_private: int = 1
+    per_private_seconds: float = 1.0
+
+
 class FakeTelegram:
     """The fake Bot API server plus the controls a test needs to play users and observe."""
 
@@ -494,6 +509,9 @@ class FakeTelegram:
         self._kicked: set[tuple[int | None, int]] = set()  # (bot id or None for all, chat)
         self._faults: list[Fault] = []
         self._rate: tuple[int, float] | None = None  # (messages, per seconds) per chat
+        # Telegram's published limits, when switched on: see enforce_telegram_limits().
+        self._limits: TelegramLimits | None = None
+        self._windows: dict[tuple[int, int | None], deque[float]] = {}
         self._sent_at: dict[tuple[int, int], list[float]] = {}  # (bot, chat) -> clock()
         # Futures of everyone waiting for "something happened" (long polls, wait_for).
         self._waiters: set[asyncio.Future[None]] = set()
@@ -678,6 +696,17 @@ class FakeTelegram:
         `per_seconds` (by `clock`) answer 429 with retry_after, as Telegram does to bots
         that write faster than about one message per second in a chat."""
         self._rate = (messages, per_seconds)
+
+    def enforce_telegram_limits(self, limits: TelegramLimits | None = None) -> None:
+        """Opt in to Telegram's published flood limits (off by default): about 30 messages a
+        second per bot, 20 a minute per group, about 1 a second per private chat; a send or
+        edit past any of them answers 429 with retry_after and is not delivered."""
+        self._limits = limits or TelegramLimits()
+
+    @property
+    def too_many_requests(self) -> int:
+        """How many calls were answered 429."""
+        return sum(1 for call in self.api_calls if call.error_code == 429)
 
     # ----------------------------------------------------------------- playing users
 
@@ -1048,7 +1077,35 @@ class FakeTelegram:
         self._wake()
         return web.json_response({"ok": True, "result": result})
 
+    def _check_limits(self, bot: FakeBot, method: str, params: dict) -> None:
+        limits = self._limits
+        name = method.lower()
+        if limits is None or not name.startswith(("send", "edit")) or name == "sendchataction":
+            return
+        chat_id = params.get("chat_id")
+        now = self.clock()
+        windows: list[tuple[tuple[int, int | None], int, float]] = [
+            ((bot.id, None), limits.per_bot, limits.per_bot_seconds)
+        ]
+        if isinstance(chat_id, int):
+            if chat_id < 0:
+                windows.append(((bot.id, chat_id), limits.per_group, limits.per_group_seconds))
+            else:
+                windows.append(((bot.id, chat_id), limits.per_private, limits.per_private_seconds))
+        for key, messages, seconds in windows:
+            recent = self._windows.get(key)
+            if recent is None:
+                continue
+            while recent and now - recent[0] >= seconds:
+                recent.popleft()
+            if len(recent) >= messages:
+                retry_after = max(1, math.ceil(seconds - (now - recent[0])))
+                raise ApiError(429, f"Too Many Requests: retry after {retry_after}", retry_after)
+        for key, _, _ in windows:
+            self._windows.setdefault(key, deque()).append(now)
+
     def _check_rate(self, bot: FakeBot, method: str, params: dict) -> None:
+        self._check_limits(bot, method, params)
         name = method.lower()
         if self._rate is None or not name.startswith(("send", "edit")) or name == "sendchataction":
             return

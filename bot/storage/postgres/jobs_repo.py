@@ -89,6 +89,14 @@ class PostgresJobRepository:
             )
         return int(status.split()[-1])
 
+    async def expire_old_drafts(self, *, now: float, ttl: float = DRAFT_TTL) -> int:
+        async with self._pool.acquire() as conn:
+            status = await conn.execute(
+                "DELETE FROM jobs WHERE state = 'draft' AND created_at < $1", now - ttl
+            )
+        # asyncpg answers the command tag: "DELETE <n>".
+        return int(status.split()[-1])
+
     async def _insert(self, new: NewJob, state: JobState, now: float) -> JobRecord:
         async with self._pool.acquire() as conn:
             return await self._insert_on(conn, new, state, now)
