@@ -336,7 +336,7 @@ def _collect(
     submits = Counter(record.prompt for record in arta.records.values())
     records = {record.prompt: record for record in arta.records.values()}
     for plan in plans:
-        arrived = watcher.delivered.get(plan.user_id)
+        arrived = watcher.delivered.get(plan.index)
         record = records.get(plan.prompt)
         if arrived is None or record is None:
             continue
