@@ -124,8 +124,8 @@ def _write_config(
 class Balancer:
     """Round-robin delivery of the fake's queued updates to the live processes."""
 
-    def __init__(self, bot: FakeBot, ports: list[int]) -> None:
-        self._bot = bot
+    def __init__(self, bots: list[FakeBot], ports: list[int]) -> None:
+        self._bots = bots
         self.ports = list(ports)
         self._next = 0
         self.sent = 0
@@ -134,18 +134,21 @@ class Balancer:
         timeout = aiohttp.ClientTimeout(total=30)
         async with aiohttp.ClientSession(timeout=timeout) as http:
             while True:
-                if not self._bot.pending_updates:
+                waiting = [bot for bot in self._bots if bot.pending_updates]
+                if not waiting:
                     await asyncio.sleep(0.005)
                     continue
-                update = self._bot.pending_updates.pop(0)
-                await self._deliver(http, update)
+                for bot in waiting:
+                    await self._deliver(http, bot, bot.pending_updates.pop(0))
 
-    async def _deliver(self, http: aiohttp.ClientSession, update: dict[str, Any]) -> None:
+    async def _deliver(
+        self, http: aiohttp.ClientSession, bot: FakeBot, update: dict[str, Any]
+    ) -> None:
         headers = {"X-Telegram-Bot-Api-Secret-Token": SECRET}
         while True:
             port = self.ports[self._next % len(self.ports)]
             self._next += 1
-            url = f"http://127.0.0.1:{port}{PREFIX}/{self._bot.id}"
+            url = f"http://127.0.0.1:{port}{PREFIX}/{bot.id}"
             try:
                 async with http.post(url, json=update, headers=headers) as response:
                     if response.status == 200:
@@ -171,8 +174,9 @@ async def run_cluster(
             ApiOnlyArta(auth_latency=params.auth_latency) as arta,
             FakeTelegram(clock=time.time) as tg,
         ):
-            token = f"7000000001:BENCH{'x' * 30}00000"
-            bot = tg.add_bot(token, "bench0_bot")
+            tokens = [f"{7_000_000_001 + n}:BENCH{'x' * 30}{n:05d}" for n in range(params.bots)]
+            bots = [tg.add_bot(t, f"bench{n}_bot") for n, t in enumerate(tokens)]
+            token = ",".join(tokens)
             ports = [_free_port() for _ in range(processes)]
             for n, port in enumerate(ports):
                 folder = workdir / f"p{n}"
@@ -205,12 +209,12 @@ async def run_cluster(
                 )  # fmt: skip
             await _until(lambda: _webhooks_up(workdir, processes), 90, "every process to serve")
             watcher = CallWatcher(tg)
-            balancer = Balancer(bot, ports)
+            balancer = Balancer(bots, ports)
             feeding = asyncio.create_task(balancer.run())
             cpu_before = sum(process_cpu_seconds(c.pid) for c in children)
             started = time.monotonic()
             fakes_cpu = time.process_time()
-            await _play_jobs(tg, arta, [bot], plans, params)
+            await _play_jobs(tg, arta, bots, plans, params)
             if kill:
                 victim = children[0]
                 await _until(lambda: watcher.scan() >= len(plans) // 3, 300, "a third delivered")
@@ -229,7 +233,7 @@ async def run_cluster(
             feeding.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await feeding
-            _collect(result, tg, bot, arta, plans, watcher)
+            _collect(result, tg, arta, plans, watcher)
             result.done_by_process = [
                 (workdir / f"p{n}" / "bot.log").read_text(errors="replace").count("event=done")
                 for n in range(processes)
@@ -323,7 +327,6 @@ async def _until(check: Any, within: float, what: str, *, fail: bool = True) -> 
 def _collect(
     result: ClusterResult,
     tg: FakeTelegram,
-    bot: FakeBot,
     arta: ApiOnlyArta,
     plans: list[Any],
     watcher: CallWatcher,
