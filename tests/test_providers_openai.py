@@ -146,6 +146,21 @@ async def test_a_429_is_waited_out_once_as_the_server_asks(fake: FakeOpenAI) -> 
     await service.close()
 
 
+async def test_a_429_with_a_retry_after_that_is_no_number_fails_rather_than_waits_forever(
+    fake: FakeOpenAI,
+) -> None:
+    # asyncio.sleep(nan) never returns: the job would hold its slot until a restart.
+    waits = Waits()
+    service = provider(fake, waits)
+    for header in ("nan", "inf", "-nan"):
+        fake.retry_after = header
+        fake.fail(1, "429")
+        with pytest.raises(OpenAIUnavailableError, match="429"):
+            await service.generate(ask(), account="1")
+    await service.close()
+    assert waits.seconds == []
+
+
 async def test_a_model_the_server_no_longer_has_is_told_to_the_operator_by_name(
     fake: FakeOpenAI, caplog: pytest.LogCaptureFixture
 ) -> None:

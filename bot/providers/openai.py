@@ -26,6 +26,7 @@ import base64
 import binascii
 import json
 import logging
+import math
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -393,10 +394,14 @@ def _error_of(raw: bytes) -> tuple[str, str | None]:
 
 
 def _seconds(header: str | None) -> float:
+    if header is None:
+        return 1.0
     try:
-        return max(float(header), 0.0) if header is not None else 1.0
+        seconds = float(header)
     except ValueError:
         return MAX_RETRY_AFTER + 1  # an HTTP date: too long to sit in a request
+    # "nan" parses, compares false with everything and asyncio.sleep(nan) never returns.
+    return max(seconds, 0.0) if math.isfinite(seconds) else MAX_RETRY_AFTER + 1
 
 
 def _decode(text: str) -> Picture:
