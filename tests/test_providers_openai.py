@@ -8,6 +8,8 @@ from collections.abc import AsyncIterator
 from datetime import date
 
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
 
 from bot.config import load_config
 from bot.jobs.observer import FailureKind
@@ -159,6 +161,26 @@ async def test_a_429_with_a_retry_after_that_is_no_number_fails_rather_than_wait
             await service.generate(ask(), account="1")
     await service.close()
     assert waits.seconds == []
+
+
+@pytest.mark.parametrize("status", [200, 500])
+async def test_an_answer_nested_too_deep_to_parse_is_an_outage_not_a_crash(status: int) -> None:
+    # json.loads raises RecursionError, not ValueError, on deeply nested input: the job
+    # ended as an internal error with a traceback, and the breaker never heard of it.
+    async def deep(request: web.Request) -> web.Response:
+        return web.Response(status=status, body=b"[" * 100_000, content_type="application/json")
+
+    app = web.Application()
+    app.router.add_post("/v1/images/generations", deep)
+    async with TestServer(app, host="127.0.0.1") as server:
+        service = OpenAIProvider(
+            OpenAISettings(base_url=str(server.make_url("/v1")), api_key="k", models=("m",))
+        )
+        with pytest.raises(OpenAIUnavailableError) as down:
+            await service.generate(ask(model="m"), account="1")
+        await service.close()
+    failure = service.failure(down.value)
+    assert failure is not None and failure.unhealthy
 
 
 async def test_a_model_the_server_no_longer_has_is_told_to_the_operator_by_name(

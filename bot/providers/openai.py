@@ -286,7 +286,7 @@ class OpenAIProvider:
         if status == 200:
             try:
                 return json.loads(raw)
-            except ValueError:
+            except (ValueError, RecursionError):  # RecursionError: nested too deep
                 raise OpenAIUnavailableError(f"{method} {path}: answer is not JSON") from None
         message, code = _error_of(raw)
         detail = f"{method} {path}: HTTP {status}: {message}"
@@ -385,7 +385,7 @@ def _error_of(raw: bytes) -> tuple[str, str | None]:
     """The `{"error": {"message", "type", "code"}}` body, or the start of whatever came."""
     try:
         error = json.loads(raw).get("error")
-    except (ValueError, AttributeError):
+    except (ValueError, AttributeError, RecursionError):
         return raw[:200].decode("utf-8", "replace"), None
     if not isinstance(error, dict):
         return str(error)[:200], None
