@@ -246,3 +246,25 @@ async def test_a_picture_url_is_fetched_without_the_api_key(fake: FakeOpenAI) ->
     assert fetched.data == SAMPLE_PNG
     assert fake.auth_headers == [f"Bearer {fake.api_key}"]  # the API call had it
     assert fake.file_auth_headers == [""]  # the picture download did not
+
+
+async def test_a_server_that_answers_more_pictures_or_odd_links_gives_what_was_asked() -> None:
+    # Some servers ignore `n`; a link that is not http(s) could later pass for a Telegram
+    # file id or a path: neither reaches the job.
+    async def answer(request: web.Request) -> web.Response:
+        data = [{"url": "file:///etc/passwd"}, {"url": "AgACAgIAAxkBAAE"}]
+        data += [{"url": f"https://pictures.example/{n}.png"} for n in range(6)]
+        return web.json_response({"created": 1, "data": data})
+
+    app = web.Application()
+    app.router.add_post("/v1/images/generations", answer)
+    async with TestServer(app, host="127.0.0.1") as server:
+        service = OpenAIProvider(
+            OpenAISettings(base_url=str(server.make_url("/v1")), api_key="k", models=("m",))
+        )
+        finished = await service.generate(ask(model="m", images=2), account="1")
+        await service.close()
+    assert [p.url for p in finished.pictures] == [
+        "https://pictures.example/0.png",
+        "https://pictures.example/1.png",
+    ]

@@ -219,7 +219,9 @@ class OpenAIProvider:
                 self.base_url,
             )
             raise
-        pictures = await self._pictures(answer)
+        # A server may answer with more than `n` (some ignore it): keep what was asked for,
+        # so an inline job (one picture) stores one and an album is the size asked for.
+        pictures = (await self._pictures(answer))[: request.images]
         if not pictures:
             raise OpenAIUnavailableError("the answer held no pictures")
         return Finished(pictures, seed=None)
@@ -318,7 +320,10 @@ class OpenAIProvider:
                 continue
             if isinstance(item.get("b64_json"), str):
                 pictures.append(_decode(item["b64_json"]))
-            elif isinstance(item.get("url"), str):
+            elif isinstance(item.get("url"), str) and item["url"].startswith(
+                ("https://", "http://")
+            ):
+                # Anything else could pass for a Telegram file id or a local path later on.
                 pictures.append(Picture(url=item["url"]))
         return tuple(pictures)
 
