@@ -182,6 +182,23 @@ async def test_a_job_already_at_a_service_is_never_sent_to_a_second_one(rig: Rig
     await runner.stop()
 
 
+async def test_a_synchronous_service_that_cannot_be_reached_fails_the_job_with_retry(
+    rig: Rig,
+) -> None:
+    # The job is saved as submitted to the synchronous service before its one request; if
+    # nothing listens there it cannot move on to the next service (only queued jobs are
+    # submitted), and it must not be left hanging without a word to the user.
+    rig.second.down = True
+    runner = rig.runner()
+    job_id = await rig.run(runner, job_for("unreachable", model="openai:Base"))
+    failure = rig.observer.failures[job_id]
+    assert failure.kind is FailureKind.UNAVAILABLE and failure.kind.retryable
+    job = await rig.jobs.get(job_id)
+    assert job is not None and job.state is JobState.FAILED
+    assert rig.first.requests == []  # not drawn twice
+    await runner.stop()
+
+
 async def test_a_content_refusal_is_not_retryable_and_does_not_count_against_the_service(
     rig: Rig,
 ) -> None:

@@ -8,6 +8,8 @@ from collections.abc import AsyncIterator
 from datetime import date
 
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
 
 from bot.config import load_config
 from bot.jobs.observer import FailureKind
@@ -146,6 +148,41 @@ async def test_a_429_is_waited_out_once_as_the_server_asks(fake: FakeOpenAI) -> 
     await service.close()
 
 
+async def test_a_429_with_a_retry_after_that_is_no_number_fails_rather_than_waits_forever(
+    fake: FakeOpenAI,
+) -> None:
+    # asyncio.sleep(nan) never returns: the job would hold its slot until a restart.
+    waits = Waits()
+    service = provider(fake, waits)
+    for header in ("nan", "inf", "-nan"):
+        fake.retry_after = header
+        fake.fail(1, "429")
+        with pytest.raises(OpenAIUnavailableError, match="429"):
+            await service.generate(ask(), account="1")
+    await service.close()
+    assert waits.seconds == []
+
+
+@pytest.mark.parametrize("status", [200, 500])
+async def test_an_answer_nested_too_deep_to_parse_is_an_outage_not_a_crash(status: int) -> None:
+    # json.loads raises RecursionError, not ValueError, on deeply nested input: the job
+    # ended as an internal error with a traceback, and the breaker never heard of it.
+    async def deep(request: web.Request) -> web.Response:
+        return web.Response(status=status, body=b"[" * 100_000, content_type="application/json")
+
+    app = web.Application()
+    app.router.add_post("/v1/images/generations", deep)
+    async with TestServer(app, host="127.0.0.1") as server:
+        service = OpenAIProvider(
+            OpenAISettings(base_url=str(server.make_url("/v1")), api_key="k", models=("m",))
+        )
+        with pytest.raises(OpenAIUnavailableError) as down:
+            await service.generate(ask(model="m"), account="1")
+        await service.close()
+    failure = service.failure(down.value)
+    assert failure is not None and failure.unhealthy
+
+
 async def test_a_model_the_server_no_longer_has_is_told_to_the_operator_by_name(
     fake: FakeOpenAI, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -209,3 +246,25 @@ async def test_a_picture_url_is_fetched_without_the_api_key(fake: FakeOpenAI) ->
     assert fetched.data == SAMPLE_PNG
     assert fake.auth_headers == [f"Bearer {fake.api_key}"]  # the API call had it
     assert fake.file_auth_headers == [""]  # the picture download did not
+
+
+async def test_a_server_that_answers_more_pictures_or_odd_links_gives_what_was_asked() -> None:
+    # Some servers ignore `n`; a link that is not http(s) could later pass for a Telegram
+    # file id or a path: neither reaches the job.
+    async def answer(request: web.Request) -> web.Response:
+        data = [{"url": "file:///etc/passwd"}, {"url": "AgACAgIAAxkBAAE"}]
+        data += [{"url": f"https://pictures.example/{n}.png"} for n in range(6)]
+        return web.json_response({"created": 1, "data": data})
+
+    app = web.Application()
+    app.router.add_post("/v1/images/generations", answer)
+    async with TestServer(app, host="127.0.0.1") as server:
+        service = OpenAIProvider(
+            OpenAISettings(base_url=str(server.make_url("/v1")), api_key="k", models=("m",))
+        )
+        finished = await service.generate(ask(model="m", images=2), account="1")
+        await service.close()
+    assert [p.url for p in finished.pictures] == [
+        "https://pictures.example/0.png",
+        "https://pictures.example/1.png",
+    ]

@@ -424,6 +424,8 @@ class JobRunner:
                 self._providers.breaker(route.provider.name).failure(refused=down.refused)
                 self._log(job, "provider_down", provider=route.provider.name, detail=down.detail)
                 last = down
+            except _AtProvider:
+                raise
             except Exception as error:
                 # The job reached this provider: its failure is told in this provider's terms.
                 raise _AtProvider(route.provider, error) from error
@@ -452,7 +454,13 @@ class JobRunner:
                 raise TransitionLostError(job.id, "submitted")
             job = replace(job, state=JobState.SUBMITTED, submitted_at=now)
             self._log(job, "submitted", provider=provider.name, failover_from=route.failover_from)
-            return await self._generate(job, provider, request)
+            try:
+                return await self._generate(job, provider, request)
+            except ProviderDown as down:
+                # Saved as submitted here already, so it cannot move to the next service
+                # (only queued jobs are submitted): it fails here, with Retry.
+                self._providers.breaker(provider.name).failure(refused=down.refused)
+                raise _AtProvider(provider, down) from down
         record_id = await self._guarded(
             provider, provider.submit(request, account=str(job.bot_id))
         )

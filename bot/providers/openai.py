@@ -26,6 +26,7 @@ import base64
 import binascii
 import json
 import logging
+import math
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -218,7 +219,9 @@ class OpenAIProvider:
                 self.base_url,
             )
             raise
-        pictures = await self._pictures(answer)
+        # A server may answer with more than `n` (some ignore it): keep what was asked for,
+        # so an inline job (one picture) stores one and an album is the size asked for.
+        pictures = (await self._pictures(answer))[: request.images]
         if not pictures:
             raise OpenAIUnavailableError("the answer held no pictures")
         return Finished(pictures, seed=None)
@@ -285,7 +288,7 @@ class OpenAIProvider:
         if status == 200:
             try:
                 return json.loads(raw)
-            except ValueError:
+            except (ValueError, RecursionError):  # RecursionError: nested too deep
                 raise OpenAIUnavailableError(f"{method} {path}: answer is not JSON") from None
         message, code = _error_of(raw)
         detail = f"{method} {path}: HTTP {status}: {message}"
@@ -317,7 +320,10 @@ class OpenAIProvider:
                 continue
             if isinstance(item.get("b64_json"), str):
                 pictures.append(_decode(item["b64_json"]))
-            elif isinstance(item.get("url"), str):
+            elif isinstance(item.get("url"), str) and item["url"].startswith(
+                ("https://", "http://")
+            ):
+                # Anything else could pass for a Telegram file id or a local path later on.
                 pictures.append(Picture(url=item["url"]))
         return tuple(pictures)
 
@@ -384,7 +390,7 @@ def _error_of(raw: bytes) -> tuple[str, str | None]:
     """The `{"error": {"message", "type", "code"}}` body, or the start of whatever came."""
     try:
         error = json.loads(raw).get("error")
-    except (ValueError, AttributeError):
+    except (ValueError, AttributeError, RecursionError):
         return raw[:200].decode("utf-8", "replace"), None
     if not isinstance(error, dict):
         return str(error)[:200], None
@@ -393,10 +399,14 @@ def _error_of(raw: bytes) -> tuple[str, str | None]:
 
 
 def _seconds(header: str | None) -> float:
+    if header is None:
+        return 1.0
     try:
-        return max(float(header), 0.0) if header is not None else 1.0
+        seconds = float(header)
     except ValueError:
         return MAX_RETRY_AFTER + 1  # an HTTP date: too long to sit in a request
+    # "nan" parses, compares false with everything and asyncio.sleep(nan) never returns.
+    return max(seconds, 0.0) if math.isfinite(seconds) else MAX_RETRY_AFTER + 1
 
 
 def _decode(text: str) -> Picture:
