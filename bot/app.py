@@ -359,7 +359,12 @@ class BotApp:
     async def start_services(self) -> None:
         for bot in self.bots:
             await register_commands(bot, self.i18n)
-        await load_catalogues(self.providers)
+        failed = await load_catalogues(self.providers)
+        if failed:
+            self._catalogue_retry = asyncio.create_task(
+                retry_catalogues(failed, self.catalogue_retry_delays, self.catalogue_retry_sleep),
+                name="catalogue-retry",
+            )
         claims = self.storage.claims(
             [bot.id for bot in self.bots], lease=self.config.database.lease_seconds
         )
@@ -372,12 +377,6 @@ class BotApp:
             )
             self.runner.claim_with(self._claim_loop)
             await self._claim_loop.start()
-        failed = await load_catalogues(self.providers)
-        if failed:
-            self._catalogue_retry = asyncio.create_task(
-                retry_catalogues(failed, self.catalogue_retry_delays, self.catalogue_retry_sleep),
-                name="catalogue-retry",
-            )
         report = await self.runner.start([bot.id for bot in self.bots])
         self.draft_sweeper.start()
         log.info(
