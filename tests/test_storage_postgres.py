@@ -50,8 +50,9 @@ async def test_an_empty_database_gets_the_same_tables_and_indexes_as_sqlite(
     sqlite_tables = {name for kind, name in found if kind == "table"}
     sqlite_indexes = {name for kind, name in found if kind == "index"}
     assert "job_pictures" in sqlite_tables
-    # Only PostgreSQL has several processes, so only it keeps their leases.
-    assert tables == sqlite_tables | {"schema_migrations", "bot_workers"}
+    # Only PostgreSQL has several processes, so only it keeps their leases and the button
+    # presses they all see.
+    assert tables == sqlite_tables | {"schema_migrations", "bot_workers", "button_presses"}
     assert indexes == sqlite_indexes | {"jobs_pkey"}
 
 
