@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from bot.storage import Database
+from bot.storage.engine import open_sqlite
 
 
 def _journal_mode_seen_by_another_connection(path: str) -> bool:
@@ -66,6 +67,18 @@ async def test_only_the_bots_own_user_can_read_the_database_and_its_wal(
         assert (_mode(path), _mode(wal), _mode(shm)) == (0o600, 0o600, 0o600)
     assert _mode(path.parent) == 0o700 and _mode(path.parent.parent) == 0o700
     assert _mode(tmp_path) == 0o755
+
+
+async def test_the_bot_opening_its_store_makes_private_folders_and_files(tmp_path: Path) -> None:
+    # The bot opens SQLite through open_sqlite, whose single-process lock file comes first:
+    # the folders it makes must be 0700 too, and the lock file 0600.
+    path = tmp_path / "data" / "bot.db"
+    storage = await open_sqlite(path)
+    try:
+        assert _mode(path.parent) == 0o700
+        assert (_mode(path), _mode(Path(f"{path}.lock"))) == (0o600, 0o600)
+    finally:
+        await storage.close()
 
 
 async def test_a_database_left_world_readable_by_an_older_version_is_closed_up(

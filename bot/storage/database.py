@@ -204,13 +204,18 @@ def _prepare_path(path: str | Path) -> str:
     if str(path) == MEMORY:
         return MEMORY
     file = Path(path).expanduser()
-    missing = [folder for folder in (file.parent, *file.parent.parents) if not folder.exists()]
-    for folder in reversed(missing):
-        folder.mkdir(mode=0o700, exist_ok=True)
+    make_private_folders(file)
     os.close(os.open(file, os.O_CREAT | os.O_RDWR, 0o600))
     for name in (file, Path(f"{file}-wal"), Path(f"{file}-shm")):
         _owner_only(name)
     return str(file)
+
+
+def make_private_folders(file: Path) -> None:
+    """Create the folders above `file` that are missing, each 0700 (see _prepare_path)."""
+    missing = [folder for folder in (file.parent, *file.parent.parents) if not folder.exists()]
+    for folder in reversed(missing):
+        folder.mkdir(mode=0o700, exist_ok=True)
 
 
 def _read_only_uri(path: str | Path) -> str:

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
-from bot.storage.database import MEMORY, Database
+from bot.storage.database import MEMORY, Database, make_private_folders
 from bot.storage.file_lock import FileLock
 from bot.storage.interface import Storage
 from bot.storage.jobs_repo import JobRepository
@@ -101,7 +101,8 @@ async def open_sqlite(path: str | Path, *, exclusive: bool = True) -> SqliteStor
 
 def _lock_file(path: str | Path) -> FileLock:
     file = Path(path).expanduser()
-    file.parent.mkdir(parents=True, exist_ok=True)
+    # The lock comes first, so it makes the folders: 0700, as the database would have.
+    make_private_folders(file)
     return FileLock.acquire(file)
 
 
