@@ -106,38 +106,10 @@ class JobRepository:
         return deleted
 
     async def _insert(self, new: NewJob, state: JobState, now: float) -> JobRecord:
-        params = new.params
         async with self._db.transaction() as conn:
             cursor = await conn.execute(
-                """
-                INSERT INTO jobs (
-                    bot_id, chat_id, user_id, state, language,
-                    request_message_id, thread_id, status_message_id,
-                    prompt, model, negative_prompt, aspect_ratio, images, steps, cfg, seed,
-                    as_files, created_at, inline_message_id
-                ) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                """,
-                (
-                    new.bot_id,
-                    new.chat_id,
-                    new.user_id,
-                    state.value,
-                    new.language,
-                    new.request_message_id,
-                    new.thread_id,
-                    new.status_message_id,
-                    params.prompt,
-                    params.model,
-                    params.negative_prompt,
-                    params.aspect_ratio,
-                    params.images,
-                    params.steps,
-                    params.cfg,
-                    params.seed,
-                    int(params.as_files),
-                    now,
-                    new.inline_message_id,
-                ),
+                f"INSERT INTO jobs ({NEW_JOB_COLUMNS}) VALUES ({_NEW_JOB_PLACEHOLDERS})",
+                new_job_values(new, state, now),
             )
             job_id = cursor.lastrowid
             await cursor.close()
@@ -333,17 +305,9 @@ class JobRepository:
         """Jobs by provider (NULL is ARTA's, as before there were providers) and state, and
         failed jobs by kind."""
         async with self._db.reading() as conn:
-            states = await conn.execute_fetchall(
-                "SELECT COALESCE(provider, 'arta'), state, COUNT(*) FROM jobs GROUP BY 1, 2"
-            )
-            failures = await conn.execute_fetchall(
-                "SELECT COALESCE(error_kind, 'unknown'), COUNT(*) FROM jobs"
-                " WHERE state = 'failed' GROUP BY 1"
-            )
-        return JobCounts(
-            by_state=tuple((str(p), str(s), int(n)) for p, s, n in states),
-            failures=tuple((str(k), int(n)) for k, n in failures),
-        )
+            states = await conn.execute_fetchall(COUNT_BY_STATE_SQL)
+            failures = await conn.execute_fetchall(COUNT_FAILURES_SQL)
+        return job_counts(states, failures)
 
     async def stats_by_provider(self, *, since: float, now: float) -> list[ProviderStats]:
         """Jobs, failures and median time to result per service, for jobs created in
@@ -455,6 +419,53 @@ def percentile(sorted_values: Sequence[float], q: float) -> float | None:
     high = min(low + 1, len(sorted_values) - 1)
     fraction = position - low
     return sorted_values[low] + (sorted_values[high] - sorted_values[low]) * fraction
+
+
+# A new job's columns and values, in one order for both engines' INSERT.
+NEW_JOB_COLUMNS = (
+    "bot_id, chat_id, user_id, state, language, request_message_id, thread_id,"
+    " status_message_id, prompt, model, negative_prompt, aspect_ratio, images, steps, cfg,"
+    " seed, as_files, created_at, inline_message_id"
+)
+_NEW_JOB_PLACEHOLDERS = ", ".join("?" * len(NEW_JOB_COLUMNS.split(",")))
+# For /metrics, on both engines: jobs by provider (NULL is ARTA's, as before there were
+# providers) and state, failed jobs by kind.
+COUNT_BY_STATE_SQL = "SELECT COALESCE(provider, 'arta'), state, COUNT(*) FROM jobs GROUP BY 1, 2"
+COUNT_FAILURES_SQL = (
+    "SELECT COALESCE(error_kind, 'unknown'), COUNT(*) FROM jobs WHERE state = 'failed' GROUP BY 1"
+)
+
+
+def new_job_values(new: NewJob, state: JobState, now: float) -> tuple[Any, ...]:
+    params = new.params
+    return (
+        new.bot_id,
+        new.chat_id,
+        new.user_id,
+        state.value,
+        new.language,
+        new.request_message_id,
+        new.thread_id,
+        new.status_message_id,
+        params.prompt,
+        params.model,
+        params.negative_prompt,
+        params.aspect_ratio,
+        params.images,
+        params.steps,
+        params.cfg,
+        params.seed,
+        params.as_files,
+        now,
+        new.inline_message_id,
+    )
+
+
+def job_counts(states: Iterable[Sequence[Any]], failures: Iterable[Sequence[Any]]) -> JobCounts:
+    return JobCounts(
+        by_state=tuple((str(p), str(s), int(n)) for p, s, n in states),
+        failures=tuple((str(k), int(n)) for k, n in failures),
+    )
 
 
 def _job_from_row(row: sqlite3.Row) -> JobRecord:

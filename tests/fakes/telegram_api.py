@@ -777,28 +777,7 @@ class FakeTelegram:
         message = self._stored(bot, chat.id, message_id)
         if message is None or message.deleted:
             raise AssertionError(f"message {message_id} is not shown in chat {chat.id}")
-        if callback_data not in [b.get("callback_data") for b in message.buttons]:
-            raise AssertionError(
-                f"message {message_id} has no button with callback_data {callback_data!r}; "
-                f"it shows {message.buttons}"
-            )
-        query_id = str(next(self._ids) * 1_000_003 + secrets.randbelow(1000))
-        bot.queries[query_id] = CallbackQueryRecord(
-            query_id, message, user, callback_data, self.clock()
-        )
-        self.push_update(
-            bot,
-            {
-                "callback_query": {
-                    "id": query_id,
-                    "from": user.to_api(),
-                    "message": message.to_api(),
-                    "chat_instance": str(abs(chat.id) * 7 + bot.id),
-                    "data": callback_data,
-                }
-            },
-        )
-        return query_id
+        return self._press(bot, user, message, callback_data, {"message": message.to_api()})
 
     def delete_message(self, bot: FakeBot, chat: FakeChat, message_id: int) -> None:
         """A user deletes a message of the chat (anyone may delete a bot's message in a
@@ -897,27 +876,33 @@ class FakeTelegram:
         message = bot.inline_messages.get(inline_message_id)
         if message is None:
             raise AssertionError(f"no inline message {inline_message_id}")
+        return self._press(
+            bot, user, message, callback_data, {"inline_message_id": inline_message_id}
+        )
+
+    def _press(
+        self,
+        bot: FakeBot,
+        user: FakeUser,
+        message: StoredMessage,
+        callback_data: str,
+        where: dict[str, Any],
+    ) -> str:
+        """The callback_query update for a press on `message` (shown in a chat, or inline:
+        `where` carries "message" or "inline_message_id"); fails if no such button."""
         if callback_data not in [b.get("callback_data") for b in message.buttons]:
             raise AssertionError(
-                f"inline message has no button with callback_data {callback_data!r}; "
+                f"the message has no button with callback_data {callback_data!r}; "
                 f"it shows {message.buttons}"
             )
         query_id = str(next(self._ids) * 1_000_003 + secrets.randbelow(1000))
         bot.queries[query_id] = CallbackQueryRecord(
             query_id, message, user, callback_data, self.clock()
         )
-        self.push_update(
-            bot,
-            {
-                "callback_query": {
-                    "id": query_id,
-                    "from": user.to_api(),
-                    "inline_message_id": inline_message_id,
-                    "chat_instance": str(abs(message.chat.id) * 7 + bot.id),
-                    "data": callback_data,
-                }
-            },
-        )
+        query = {"id": query_id, "from": user.to_api(), **where}
+        query["chat_instance"] = str(abs(message.chat.id) * 7 + bot.id)
+        query["data"] = callback_data
+        self.push_update(bot, {"callback_query": query})
         return query_id
 
     def push_update(self, bot: FakeBot, update: dict[str, Any]) -> int:

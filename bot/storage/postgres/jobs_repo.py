@@ -13,12 +13,17 @@ import asyncpg
 
 from bot.storage.jobs_repo import (
     ACTIVE_STATES,
+    COUNT_BY_STATE_SQL,
+    COUNT_FAILURES_SQL,
     DRAFT_TTL,
     MAX_DRAFTS_PER_USER,
     MAX_ERROR_DETAIL,
+    NEW_JOB_COLUMNS,
     TIMELINE_MAX_TIMES,
     _job_from_row,
     _results_to_json,
+    job_counts,
+    new_job_values,
     percentile,
     provider_stats,
 )
@@ -104,37 +109,10 @@ class PostgresJobRepository:
     async def _insert_on(
         self, conn: asyncpg.Connection, new: NewJob, state: JobState, now: float
     ) -> JobRecord:
-        params = new.params
+        values = new_job_values(new, state, now)
+        placeholders = ", ".join(f"${n}" for n in range(1, len(values) + 1))
         row = await conn.fetchrow(
-            """
-            INSERT INTO jobs (
-                bot_id, chat_id, user_id, state, language,
-                request_message_id, thread_id, status_message_id,
-                prompt, model, negative_prompt, aspect_ratio, images, steps, cfg, seed,
-                as_files, created_at, inline_message_id
-            ) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15,
-                      $16, $17, $18, $19)
-            RETURNING *
-            """,
-            new.bot_id,
-            new.chat_id,
-            new.user_id,
-            state.value,
-            new.language,
-            new.request_message_id,
-            new.thread_id,
-            new.status_message_id,
-            params.prompt,
-            params.model,
-            params.negative_prompt,
-            params.aspect_ratio,
-            params.images,
-            params.steps,
-            params.cfg,
-            params.seed,
-            params.as_files,
-            now,
-            new.inline_message_id,
+            f"INSERT INTO jobs ({NEW_JOB_COLUMNS}) VALUES ({placeholders}) RETURNING *", *values
         )
         return _job_from_row(row)
 
@@ -358,17 +336,9 @@ class PostgresJobRepository:
 
     async def counts(self) -> JobCounts:
         async with self._pool.acquire() as conn, conn.transaction(readonly=True):
-            states = await conn.fetch(
-                "SELECT COALESCE(provider, 'arta'), state, COUNT(*) FROM jobs GROUP BY 1, 2"
-            )
-            failures = await conn.fetch(
-                "SELECT COALESCE(error_kind, 'unknown'), COUNT(*) FROM jobs"
-                " WHERE state = 'failed' GROUP BY 1"
-            )
-        return JobCounts(
-            by_state=tuple((str(p), str(s), int(n)) for p, s, n in states),
-            failures=tuple((str(k), int(n)) for k, n in failures),
-        )
+            states = await conn.fetch(COUNT_BY_STATE_SQL)
+            failures = await conn.fetch(COUNT_FAILURES_SQL)
+        return job_counts(states, failures)
 
     async def stats_by_provider(self, *, since: float, now: float) -> list[ProviderStats]:
         async with self._pool.acquire() as conn:
