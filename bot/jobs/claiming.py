@@ -41,7 +41,7 @@ class ClaimingRunner(Protocol):
 
     def adopt(self, job: JobRecord) -> None: ...
 
-    def cancel_requested(self, job_ids: Collection[int]) -> None: ...
+    def stop_cancelled(self, job_ids: Collection[int]) -> None: ...
 
 
 class ClaimLoop:
@@ -89,7 +89,7 @@ class ClaimLoop:
                 # One indexed query (jobs_cancel_requested) a round, only while jobs run.
                 cancelled = await self._claims.cancel_requests()
                 if cancelled:
-                    self._runner.cancel_requested(cancelled)
+                    self._runner.stop_cancelled(cancelled)
 
     async def position(self, job_id: int) -> int | None:
         return await self._claims.position(job_id)

@@ -154,7 +154,7 @@ class JobRunner:
     def running(self) -> bool:
         return bool(self._tasks)
 
-    def cancel_requested(self, job_ids: Collection[int]) -> None:
+    def stop_cancelled(self, job_ids: Collection[int]) -> None:
         """Cancel pressed on another process for jobs this one runs (claims mode): each
         stops where it is and the chat is told, as a cancel pressed here does. A job whose
         album is already going out is not among them: the request was refused or made its
