@@ -180,6 +180,15 @@ MIGRATIONS: tuple[Migration, ...] = (
             "ALTER TABLE jobs ADD COLUMN owner INTEGER",
         ),
     ),
+    Migration(
+        6,
+        "Cancel pressed on another process (PostgreSQL; unused here, kept so rows look alike)",
+        (
+            # One process cancels its own jobs directly; as with `owner`, the column keeps
+            # `migrate-db` and the row mapping the same on both engines.
+            "ALTER TABLE jobs ADD COLUMN cancel_requested_at REAL",
+        ),
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version
