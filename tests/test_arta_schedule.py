@@ -11,7 +11,9 @@ import pytest
 
 from bot.arta.schedule import (
     DEFAULT_EARLIEST_SECONDS,
+    MAX_STEP_FLOORS,
     PROBE_FLOORS,
+    SHORT_GAP_FLOORS,
     Censored,
     DurationHistory,
     Finished,
@@ -51,7 +53,9 @@ def play(
             delay = next_poll_delay(view, history.estimate(), LIMITS, explore=explore)
             assert delay >= 0
             if view.checks:
-                assert delay >= LIMITS.min_interval  # the floor between checks of one job
+                # The floor between checks of one job: the full one, or the short one only
+                # where the learned jobs say this check is most likely the last.
+                assert delay >= SHORT_GAP_FLOORS * LIMITS.min_interval
             age = view.age + delay
             checks = view.checks + 1
             if age >= duration:
@@ -193,7 +197,11 @@ def test_delay_after_a_check_never_leaves_the_configured_bounds(age: float) -> N
         short.record(0.2)
         long.record(8.5)
     for estimate in (None, short.estimate(), long.estimate()):
-        assert 2.0 <= next_poll_delay(JobView(age, checks=2), estimate, tight) <= 5.0
+        delay = next_poll_delay(JobView(age, checks=2), estimate, tight)
+        # Below the floor only down to the short one, where learned jobs say it is the last.
+        assert SHORT_GAP_FLOORS * 2.0 <= delay <= 5.0
+        if estimate is None or estimate.total.survival(age) <= 1e-9:
+            assert delay >= 2.0
 
 
 def test_history_is_empty_at_first() -> None:
@@ -270,5 +278,6 @@ def test_in_a_burst_with_most_jobs_running_a_due_job_is_still_checked_often() ->
     # 290 of 300 jobs started together still run: the median is unknown (beyond 8 s).
     estimate = history.estimate(running=[(None, 8.0)] * 290)
     assert estimate is not None
-    # Not the 10 s ceiling: a job of 8 s is checked within a step of its age.
-    assert next_poll_delay(JobView(8.0, checks=3), estimate, LIMITS) <= max(1.0, 8.0 * 0.12)
+    # Not the 10 s ceiling: a job of 8 s is checked within the longest step.
+    delay = next_poll_delay(JobView(8.0, checks=3), estimate, LIMITS)
+    assert delay <= MAX_STEP_FLOORS * LIMITS.min_interval
