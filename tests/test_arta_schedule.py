@@ -3,7 +3,6 @@ a service that got faster or slower, sees early failures early, and never hammer
 
 from __future__ import annotations
 
-import heapq
 import math
 import random
 import statistics
@@ -11,13 +10,13 @@ from dataclasses import dataclass, field
 
 import pytest
 
+from bench.simulate import Job, simulate
 from bot.arta.schedule import (
     DEFAULT_EARLIEST_SECONDS,
     MAX_STEP_FLOORS,
     PROBE_FLOORS,
     SHORT_GAP_FLOORS,
     Censored,
-    DurationEstimate,
     DurationHistory,
     Finished,
     JobView,
@@ -359,60 +358,19 @@ def test_a_burst_looks_ahead_at_the_rate_jobs_ended_just_before() -> None:
     assert stuck.with_extrapolated_tail() == stuck
 
 
-def burst(
-    durations: list[float], queues: list[float], rng: random.Random
-) -> tuple[list[float], list[int]]:
-    """All jobs submitted at once, checked concurrently through the real schedule and one
-    shared history (running jobs right-censored, the estimate refreshed once a floor, as
-    ArtaClient does). Returns each job's lag and checks."""
-    history = DurationHistory()
-    running: dict[int, tuple[str | None, float]] = {}
-    cached: tuple[float, DurationEstimate | None] | None = None
-    views = {i: JobView(0.0) for i in range(len(durations))}
-    last_pending = dict.fromkeys(views, 0.0)
-    lags = [0.0] * len(durations)
-    checks = [0] * len(durations)
-    due = [(0.0, i) for i in views]
-    while due:
-        now, i = heapq.heappop(due)
-        view = JobView(now, views[i].checks, views[i].queued_until, views[i].started_by)
-        if now > 0 or view.checks:
-            count = view.checks + 1
-            end = queues[i] + durations[i]
-            if now >= end:
-                running.pop(i, None)
-                start_by = view.started_by if view.started_by is not None else now
-                history.record(
-                    Finished(Censored(last_pending[i], now), view.queued_until, start_by)
-                )
-                lags[i], checks[i] = now - end, count
-                continue
-            last_pending[i] = now
-            running[i] = (None, now)
-            if now < queues[i]:
-                view = JobView(now, count, now, None)
-            else:
-                view = JobView(now, count, view.queued_until, view.started_by or now)
-        if cached is None or (cached[1] is None and history.version) or now - cached[0] >= 1.0:
-            cached = (now, history.estimate(running=list(running.values())))
-        views[i] = view
-        explore = rng.random() if view.checks == 0 else None
-        heapq.heappush(due, (now + next_poll_delay(view, cached[1], LIMITS, explore=explore), i))
-    return lags, checks
-
-
 def test_a_burst_of_spread_jobs_is_noticed_sooner_at_fewer_checks_than_a_2_s_grid() -> None:
+    # 300 jobs at once, checked concurrently through the real schedule and one shared
+    # history (running jobs right-censored, the estimate refreshed once a floor).
     rng = random.Random(29)
-    queues = [rng.uniform(0, 3) for _ in range(300)]
-    durations = [rng.uniform(5, 20) for _ in range(300)]
-    lags, checks = burst(durations, queues, rng)
+    plan = [Job(0.0, rng.uniform(0, 3), rng.uniform(5, 20)) for _ in range(300)]
+    lags, checks = simulate(plan, seed=29, latency=0.0)
     # gpt4free's grid: a check at once and every 2 s.
-    ends = [q + d for q, d in zip(queues, durations, strict=True)]
+    ends = [job.end for job in plan]
     grid_lags = [2 * math.ceil(end / 2) - end for end in ends]
     grid_checks = [math.ceil(end / 2) + 1 for end in ends]
-    # Issue 12: 1.6x sooner (median), p95 within 1.5 s, no more checks. Here: 0.64 s vs
-    # 1.03 s, p95 1.40 s, 8.1 checks vs 8.4; checked every floor from 6 s, as before the
-    # tail was extrapolated, it was 0.70 s, p95 1.55 s, at 8.9 checks.
+    # Issue 12: 1.6x sooner (median), p95 within 1.5 s, no more checks. Here: 0.55 s vs
+    # 1.03 s, p95 1.37 s, 8.1 checks vs 8.4; checked every floor from 6 s, as before the
+    # tail was extrapolated, it was 0.71 s, p95 1.56 s, at 8.9 checks.
     assert 1.6 * statistics.median(lags) <= statistics.median(grid_lags)
     assert statistics.quantiles(lags, n=20)[-1] <= 1.5
     assert statistics.mean(checks) <= statistics.mean(grid_checks)

@@ -26,6 +26,16 @@ Data a schedule collects only where it looks cannot show it that the service got
   failed at once (a failure at 1 s is told at 1.5 s, not at 6 s);
 * EXPLORE_SHARE of first checks land at a random earlier moment, below the probe too.
 
+The floor between checks of one job (poll_min_interval) is there so that one job is not
+asked "not yet?" more than once a floor. A check that the learned jobs say will most likely
+find the job done is not such a repeat: where that holds the gap may shrink, down to
+SHORT_GAP_FLOORS (gap_floor), so a 1.2 s job that a first check missed by 50 ms is seen
+0.3 s later, not 1 s.
+
+In a burst every job is as old as the oldest and nothing finished lies ahead of any of them;
+the rate at which jobs ended just before stands in for what is ahead
+(Distribution.with_extrapolated_tail), so checks stay sparse while few jobs end.
+
 The stages say more: IN_QUEUE -> IN_PROGRESS is the start of generation, so queue time and
 generation time are learned apart; a job still queued at age `a` cannot be done before `a`
 plus the shortest plausible generation, and is not checked before that.
@@ -51,23 +61,23 @@ LATENCY_SHARE = 0.12
 FIRST_CHECK_QUANTILE = 0.95
 # Longest step between checks once a job may be done, as a share of max(age, typical), and
 # at most MAX_STEP_FLOORS floors: a job that ends just after a check is seen one step late,
-# and issue 12 asks p95 <= 1.5 s on `spread` (1.5 floors: 1.40 s p95 in the simulation of
-# `spread`, 1.23 s at 1.3 floors for 0.3 more checks a job).
+# and issue 12 asks p95 <= 1.5 s on `spread`. The cap is the knob that trades lag for checks
+# there (`python -m bench.simulate --workload spread --set MAX_STEP_FLOORS=...`): 1.3 ->
+# p50 lag 0.62 s, p95 1.24 s, 8.4 checks a job; 1.5 -> 0.68 s, 1.45 s, 7.8; 2.0 -> 0.78 s,
+# 1.87 s, 6.8 (the 2 s grid there: 1.01 s at 8.5).
 STEP_SHARE = 0.1
 MAX_STEP_FLOORS = 1.5
 # Expected lag each check may cost, in floors (poll_min_interval): 0.1 x 1 s = 100 ms, so a
 # steady 1.2 s service is checked once at ~1.3 s; a 5-20 s one every ~1.5 s where few jobs
-# end and every floor where many do. Simulated `spread` (300 jobs at once, tail rate
-# extrapolated): 0.08 -> p50 lag 0.59 s at 8.9 checks a job, 0.1 -> 0.63 s at 8.7,
-# 0.12 -> 0.64 s at 8.6 (the baseline's 2 s grid: ~1.0 s at 7.5 there, 8.3 in the bench).
+# end and every floor where many do. On simulated `spread` it matters little next to the
+# cap (0.08 / 0.1 / 0.12: 7.9 / 7.8 / 7.8 checks at 0.69 / 0.68 / 0.69 s).
 LAG_PER_CHECK = 0.1
-# The hard floor between two checks of one job, in floors: a check that the estimate says is
-# most likely the last (the job is overdue on a tight distribution) may come this soon after
-# the one before (see gap_floor). 0.25 x 1 s: one job is asked at most 4 times a second, and
-# only while learned finished jobs say it is about to end; the 1 s floor allowed 1 + 1 per
-# second already, and the total stays under max_status_rate (rate.py). On `short` (1.2 s) a
-# job that missed its first check by 50 ms waits 0.25-0.35 s for the next instead of 1 s:
-# the p95 of 0.4 s the issue asks, where the 1 s floor gave 0.85 s.
+# The hard floor between two checks of one job, in floors, for a check the learned jobs say
+# is most likely the last (see gap_floor; elsewhere the full floor holds). 0.25 x 1 s: the
+# issue's p95 of 0.4 s on `short` minus ~0.1 s from DONE to the album leaves 0.3 s for a
+# job that just missed its first check, and one job is then asked at most 4 times a second,
+# in vain at most once a floor on average; all jobs together stay under max_status_rate
+# (rate.py). With the 1 s floor such a job waited a second: p95 0.85 s on `short`.
 SHORT_GAP_FLOORS = 0.25
 # How far back to look for the rate at which running jobs ended, to extrapolate it past the
 # oldest running job (a burst: every job is as old as the oldest, nothing is learned ahead).
