@@ -327,6 +327,21 @@ class DurationEstimate:
     # estimate puts no mass (a job seen DONE at 10.6 s after a "not yet" at 1.5 s lends its
     # mass to the latest spot the data allow), and the schedule would never look there.
     plausible: float = 0.0
+    # Finished jobs as (ended by, last not-done age), in order of the first: plausible_for().
+    ends: tuple[tuple[float, float], ...] = ()
+
+    def plausible_for(self, age: float) -> float:
+        """`plausible` among the finished jobs that ran longer than `age`: a job still running
+        at 1.5 s is not plausibly done at 1 s because a tenth of all jobs failed by then
+        (`failures`: the step cap then checked every job every 1.5 s from its probe until the
+        5 s where the rest start to end, ~2.5 checks a job for nothing)."""
+        if not self.ends:
+            return self.plausible
+        start = bisect_right(self.ends, (age, math.inf))
+        longer = sorted(after for _, after in self.ends[start:])
+        if not longer:
+            return self.plausible
+        return longer[len(longer) // 10]
 
     @property
     def earliest(self) -> float:
@@ -386,38 +401,58 @@ def next_poll_delay(
     return min(limits.max_interval, max(floor, due - age))
 
 
+def _unknown_due(age: float) -> float:
+    if age < DEFAULT_EARLIEST_SECONDS:
+        return DEFAULT_EARLIEST_SECONDS
+    return age + max(age, DEFAULT_TYPICAL_SECONDS) * LATENCY_SHARE
+
+
 def _due(view: JobView, estimate: DurationEstimate | None, limits: PollLimits) -> float:
     """The age at which the job should next be checked, before the floor and the probe."""
     age = view.age
     if estimate is None:
-        if age < DEFAULT_EARLIEST_SECONDS:
-            return DEFAULT_EARLIEST_SECONDS
-        return age + max(age, DEFAULT_TYPICAL_SECONDS) * LATENCY_SHARE
+        return _unknown_due(age)
     budget = LAG_PER_CHECK * limits.min_interval
     ahead = estimate.ahead if estimate.ahead is not None else estimate.total
     t = ahead.next_check(age, budget)
-    # The estimate is a maximum-likelihood one and so comes in clumps, with empty gaps in
-    # between where jobs do finish too; once a job may plausibly be done, no step is longer
-    # than STEP_SHARE of the typical duration or the job's age (1.2 s on a 13 s service).
-    # While over half the jobs still run (a burst), the typical duration is not known yet
-    # (inf): the job's own age stands in.
-    typical = ahead.quantile(0.5)
-    typical = typical if math.isfinite(typical) else age
-    step = min(max(age, typical) * STEP_SHARE, MAX_STEP_FLOORS * limits.min_interval)
-    if t is None:
-        t = age + step
-    elif view.checks > 0:
-        t = min(t, max(estimate.plausible, age + step))
+    if t is None and view.checks > 0:
+        # Past every job learned and none ended lately: nothing is known of what is ahead,
+        # as before anything was learned. (`failures`: a tenth of the jobs failed within 1 s,
+        # and the rest, past them, were checked every floor until 6 s: ~3 checks a job.)
+        t = _unknown_due(age)
     else:
-        # A second check costs the floor (1 s) of lag: let the first one catch nearly all of
-        # a steady service (its 95th percentile), if that is at most one step later.
-        t = max(t, min(estimate.total.quantile(FIRST_CHECK_QUANTILE), t + step))
+        t = _learned_due(view, estimate, ahead, t, limits)
     # What the stages tell: generation cannot start before the last IN_QUEUE answer, and
     # runs at least its shortest plausible time from its start.
     floor = estimate.generation_floor()
     if floor > 0 and view.checks > 0:
         t = max(t, view.queued_until + floor)
     return t
+
+
+def _learned_due(
+    view: JobView,
+    estimate: DurationEstimate,
+    ahead: Distribution,
+    t: float | None,
+    limits: PollLimits,
+) -> float:
+    age = view.age
+    # The estimate is a maximum-likelihood one and so comes in clumps, with empty gaps in
+    # between where jobs do finish too; once a job may plausibly be done, no step is longer
+    # than STEP_SHARE of the typical duration or the job's age (1.3 s on a 13 s service).
+    # While over half the jobs still run (a burst), the typical duration is not known yet
+    # (inf): the job's own age stands in.
+    typical = ahead.quantile(0.5)
+    typical = typical if math.isfinite(typical) else age
+    step = min(max(age, typical) * STEP_SHARE, MAX_STEP_FLOORS * limits.min_interval)
+    if t is None:
+        return age + step
+    if view.checks > 0:
+        return min(t, max(estimate.plausible_for(age), age + step))
+    # A second check costs the floor (1 s) of lag: let the first one catch nearly all of
+    # a steady service (its 95th percentile), if that is at most one step later.
+    return max(t, min(estimate.total.quantile(FIRST_CHECK_QUANTILE), t + step))
 
 
 def transient_backoff(failures: int, limits: PollLimits, jitter: float = 1.0) -> float:
@@ -513,6 +548,7 @@ class DurationHistory:
             generation=generation,
             samples=len(finished),
             plausible=middles[len(middles) // 10],
+            ends=tuple(sorted((f.total.by, f.total.after) for f in finished)),
         )
 
     def __len__(self) -> int:
