@@ -374,3 +374,29 @@ def test_a_burst_of_spread_jobs_is_noticed_sooner_at_fewer_checks_than_a_2_s_gri
     assert 1.6 * statistics.median(lags) <= statistics.median(grid_lags)
     assert statistics.quantiles(lags, n=20)[-1] <= 1.5
     assert statistics.mean(checks) <= statistics.mean(grid_checks)
+
+
+def test_a_job_past_every_early_failure_is_left_as_if_nothing_were_learned() -> None:
+    # `failures`: five jobs failed within the first second (seen by their probes at 1.5 s),
+    # the other 45 still run at 2 s: nothing learned says anything of what is ahead.
+    history = DurationHistory()
+    for _ in range(5):
+        history.record(Finished(Censored(0.0, 1.5)))
+    estimate = history.estimate(running=[(None, 2.0)] * 45)
+    assert estimate is not None
+    # Not every floor until something ends (3 checks a job for nothing): the default's wait.
+    delay = next_poll_delay(JobView(2.0, checks=1), estimate, LIMITS)
+    assert delay == pytest.approx(DEFAULT_EARLIEST_SECONDS - 2.0)
+
+
+def test_jobs_that_ended_sooner_do_not_make_a_longer_job_look_plausibly_done() -> None:
+    history = DurationHistory()
+    for _ in range(10):
+        history.record(Finished(Censored(0.0, 0.5)))
+    for k in range(50):
+        history.record(Finished(Censored(10.0 + k * 0.01, 11.0)))
+    estimate = history.estimate()
+    assert estimate is not None
+    assert estimate.plausible_for(0.0) == pytest.approx(0.0)
+    # A job still running at 2 s is one of the long ones: they end from 10 s on.
+    assert estimate.plausible_for(2.0) >= 10.0
