@@ -163,6 +163,26 @@ async def test_a_refusal_opens_the_breaker_at_once(rig: Rig) -> None:
     await runner.stop()
 
 
+async def test_a_slow_drawing_begun_before_a_refusal_does_not_reopen_the_service(
+    rig: Rig,
+) -> None:
+    """The key was revoked while a long drawing ran: that drawing's late success must not
+    send the next users' jobs back to a service that refuses the bot."""
+    runner = rig.runner(threshold=5)
+    rig.second.hold("slow")
+    slow = await runner.accept(job_for("slow", model="openai:Base"))
+    await rig.second.started["slow"].wait()
+    rig.clock.advance(30)
+    rig.second.refused = True
+    await rig.run(runner, job_for("refused", model="openai:Base"))
+    assert rig.providers.state("openai") is BreakerState.OPEN
+    rig.second.refused = False
+    rig.second.release("slow")
+    await rig.settled(runner, slow.job.id)
+    assert rig.providers.state("openai") is BreakerState.OPEN
+    await runner.stop()
+
+
 async def test_without_failover_the_user_is_told_the_service_is_down(rig: Rig) -> None:
     rig.first.down = True
     runner = rig.runner(failover=False)

@@ -31,6 +31,7 @@ class CircuitBreaker:
         # cancelled, the process stopped) stops blocking others after another cooldown.
         self._probe_at: float | None = None
         self.opened_times = 0
+        self._epoch = 0
 
     @property
     def state(self) -> BreakerState:
@@ -53,7 +54,17 @@ class CircuitBreaker:
         self._probe_at = now
         return True
 
-    def success(self) -> None:
+    @property
+    def epoch(self) -> int:
+        """How many times the breaker has opened; a call notes it when it begins."""
+        return self._epoch
+
+    def success(self, *, epoch: int | None = None) -> None:
+        """The service answered. A call begun before the breaker last opened is no
+        evidence that it is back (a 60 s drawing begun before the key was revoked can still
+        end well): only a call begun since, the probe, closes it."""
+        if epoch is not None and self._opened_at is not None and epoch != self._epoch:
+            return
         self._failures = 0
         self._opened_at = None
         self._probe_at = None
@@ -64,5 +75,6 @@ class CircuitBreaker:
         if refused or half_open or self._failures >= self._threshold:
             if self._opened_at is None:
                 self.opened_times += 1
+            self._epoch += 1
             self._opened_at = self._clock()
             self._probe_at = None

@@ -604,6 +604,7 @@ class JobRunner:
     async def _guarded(self, provider: ImageProvider, call: Awaitable[T]) -> T:
         """Run a provider call, telling its breaker how the service did."""
         breaker = self._providers.breaker(provider.name)
+        epoch = breaker.epoch
         try:
             result = await call
         except ProviderDown:
@@ -613,7 +614,7 @@ class JobRunner:
             if failure is not None and failure.unhealthy:
                 breaker.failure(refused=failure.refused)
             raise
-        breaker.success()
+        breaker.success(epoch=epoch)
         return result
 
     async def _finished(self, job: JobRecord, event: Finished) -> JobRecord:
