@@ -263,6 +263,26 @@ async def test_a_restart_repeats_a_synchronous_request_and_resumes_a_resumable_o
     await again.stop()
 
 
+async def test_a_synchronous_request_repeated_after_a_restart_counts_against_the_service(
+    rig: Rig,
+) -> None:
+    """Repeated after a restart into a service that now refuses the bot: the user is told
+    so, and the next users' jobs are not sent there too."""
+    runner = rig.runner(threshold=5)
+    rig.second.hold("synchronous")
+    accepted = await runner.accept(job_for("synchronous", model="openai:Base"))
+    await rig.second.started["synchronous"].wait()
+    await runner.stop()
+
+    rig.second.refused = True
+    again = rig.runner(threshold=5)
+    await again.start()
+    await rig.settled(again, accepted.job.id)
+    assert rig.observer.failures[accepted.job.id].kind is FailureKind.REFUSED
+    assert rig.providers.state("openai") is BreakerState.OPEN
+    await again.stop()
+
+
 async def test_a_restart_while_sending_stored_pictures_sends_them_and_then_forgets_them(
     rig: Rig,
 ) -> None:

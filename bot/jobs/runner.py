@@ -532,13 +532,7 @@ class JobRunner:
                 raise TransitionLostError(job.id, "submitted")
             job = replace(job, state=JobState.SUBMITTED, submitted_at=now)
             self._log(job, "submitted", provider=provider.name, failover_from=route.failover_from)
-            try:
-                return await self._generate(job, provider, request)
-            except ProviderDown as down:
-                # Saved as submitted here already, so it cannot move to the next service
-                # (only queued jobs are submitted): it fails here, with Retry.
-                self._providers.breaker(provider.name).failure(refused=down.refused)
-                raise _AtProvider(provider, down) from down
+            return await self._generate(job, provider, request)
         record_id = await self._guarded(
             provider, provider.submit(request, account=str(job.bot_id))
         )
@@ -571,9 +565,16 @@ class JobRunner:
             self._log(job, "repeating", provider=provider.name)
             request = _request_from(job, None)
         await self._notify(job, Progress(Stage.GENERATING))
-        finished = await self._guarded(
-            provider, provider.generate(request, account=str(job.bot_id))
-        )
+        try:
+            finished = await self._guarded(
+                provider, provider.generate(request, account=str(job.bot_id))
+            )
+        except ProviderDown as down:
+            # Saved as submitted already, so it cannot move to the next service (only
+            # queued jobs are submitted): it fails here, with Retry, and counts against
+            # the service whether it was just submitted or repeated after a restart.
+            self._providers.breaker(provider.name).failure(refused=down.refused)
+            raise _AtProvider(provider, down) from down
         return await self._finished(job, finished)
 
     async def _poll(self, job: JobRecord, provider: ImageProvider) -> JobRecord:
