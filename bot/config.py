@@ -6,7 +6,6 @@ ConfigError line naming the key when a value is missing or malformed.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import tomllib
@@ -16,7 +15,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
-from bot.arta.settings import PUBLIC_API_KEY, ArtaSettings, merge_headers
+from bot.arta.settings import (
+    PUBLIC_API_KEY,
+    ArtaSettings,
+    check_headers,
+    headers_from_json,
+    merge_headers,
+)
 
 # BotFather's tokens: the bot's numeric id, a colon, then 35 URL-safe characters.
 # Slotted dataclass fields are descriptors on the class: read defaults off an instance.
@@ -78,13 +83,6 @@ class WebhookConfig(_Section):
     port: int = Field(default=8080, ge=0, le=65535)
 
 
-# An HTTP header name is a token (RFC 9110 5.1); values must not break the header block.
-_HEADER_NAME_RE = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,64}$")
-_MAX_HEADER_VALUE = 1024
-# Headers the client sets itself on these calls; overriding them would break the call.
-_RESERVED_HEADERS = frozenset({"authorization", "content-type", "content-length", "host"})
-
-
 class ArtaHeadersConfig(_Section):
     """Headers laid over the built-in ones (bot/arta/settings.py), per call: `auth` on
     sign-up and token refresh (the Android app's identity), `submit`, `status`. A name
@@ -97,17 +95,7 @@ class ArtaHeadersConfig(_Section):
     @field_validator("auth", "submit", "status")
     @classmethod
     def _check_headers(cls, value: dict[str, str]) -> dict[str, str]:
-        if len(value) > 32:
-            raise ValueError("at most 32 headers")
-        for name, text in value.items():
-            if not _HEADER_NAME_RE.match(name):
-                raise ValueError(f"{name[:64]!r} is not a valid HTTP header name")
-            if name.lower() in _RESERVED_HEADERS:
-                raise ValueError(f"{name} is set by the client itself and cannot be configured")
-            if len(text) > _MAX_HEADER_VALUE or any(ch in text for ch in "\r\n\0"):
-                limit = _MAX_HEADER_VALUE
-                raise ValueError(f"the value of {name} must be one line of at most {limit} chars")
-        return value
+        return check_headers(value)
 
 
 class ArtaConfig(_Section):
@@ -130,12 +118,7 @@ class ArtaConfig(_Section):
     def _headers_from_json(cls, value: Any) -> Any:
         # ARTA_HEADERS carries the whole table as JSON, for hosts configured by env only.
         if isinstance(value, str):
-            try:
-                return json.loads(value)
-            except ValueError:
-                raise ValueError(
-                    'not valid JSON (e.g. {"auth": {"X-Android-Cert": "..."}})'
-                ) from None
+            return headers_from_json(value)
         return value
 
     def to_settings(self) -> ArtaSettings:

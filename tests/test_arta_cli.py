@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -225,3 +226,20 @@ async def test_a_hostile_record_id_cannot_make_the_cli_write_outside_out(
 
 def _files_under(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.is_file())
+
+
+async def test_arta_headers_from_the_environment_reach_the_sign_up(
+    fake_arta: FakeArta, arta_clock: FakeClock, tmp_path: Path
+) -> None:
+    """An operator checks a new app identity with the CLI before putting it in the bot's
+    config: the CLI must send what ARTA_HEADERS says, as the bot does."""
+    argv = ["generate", "fox", "--out", str(tmp_path), "--token-file", str(tmp_path / "t.json")]
+    wrong = {"ARTA_HEADERS": json.dumps({"auth": {"X-Android-Cert": "0" * 40}})}
+    refused = await run_cli(argv, arta_clock, env_for(fake_arta) | wrong)
+    assert refused.code == 1 and "API_KEY_ANDROID_APP_BLOCKED" in refused.err
+
+    broken = await run_cli(argv, arta_clock, env_for(fake_arta) | {"ARTA_HEADERS": "{"})
+    assert broken.code == 2 and broken.err.startswith("error: ARTA_HEADERS: not valid JSON")
+    reserved = {"ARTA_HEADERS": json.dumps({"submit": {"Authorization": "x"}})}
+    refused_name = await run_cli(argv, arta_clock, env_for(fake_arta) | reserved)
+    assert refused_name.code == 2 and "cannot be configured" in refused_name.err

@@ -23,7 +23,7 @@ from typing import TextIO
 from bot.arta.catalogue import DEFAULT_MODEL, MODELS, aliases_of
 from bot.arta.client import ArtaClient, Clock, Sleep
 from bot.arta.errors import ArtaError, InvalidRequestError
-from bot.arta.settings import ArtaSettings
+from bot.arta.settings import ArtaSettings, headers_from_json, merge_headers
 from bot.arta.tokens import JsonFileTokenStore, default_token_file
 from bot.arta.types import (
     DEFAULT_CFG,
@@ -132,7 +132,15 @@ def _settings(args: argparse.Namespace, env: Mapping[str, str]) -> ArtaSettings:
     def pick(flag: str | None, var: str, default: str) -> str:
         return flag or env.get(var) or default
 
+    # The same overrides the bot takes, so the CLI can check a new app identity first.
+    try:
+        headers = headers_from_json(env["ARTA_HEADERS"]) if env.get("ARTA_HEADERS") else {}
+    except ValueError as problem:
+        raise InvalidRequestError(f"ARTA_HEADERS: {problem}") from None
     return ArtaSettings(
+        auth_headers=merge_headers(defaults.auth_headers, headers.get("auth")),
+        submit_headers=merge_headers(defaults.submit_headers, headers.get("submit")),
+        status_headers=merge_headers(defaults.status_headers, headers.get("status")),
         signup_url=pick(args.signup_url, "ARTA_AUTH_URL", defaults.signup_url),
         refresh_url=pick(args.refresh_url, "ARTA_REFRESH_URL", defaults.refresh_url),
         api_url=pick(args.api_url, "ARTA_API_URL", defaults.api_url),

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from bot.arta.download import private_origins
@@ -101,3 +104,46 @@ def merge_headers(defaults: Headers, overrides: dict[str, str] | None) -> Header
         merged.append((name, value))
     merged.extend(lowered.values())
     return tuple((name, value) for name, value in merged if value)
+
+
+# An HTTP header name is a token (RFC 9110 5.1); values must not break the header block.
+_HEADER_NAME_RE = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,64}$")
+_MAX_HEADER_VALUE = 1024
+_MAX_HEADERS = 32
+# Headers the client sets itself on these calls; overriding them would break the call.
+_RESERVED_HEADERS = frozenset({"authorization", "content-type", "content-length", "host"})
+# The calls whose headers can be laid over: sign-up/refresh, submit, status.
+HEADER_GROUPS = ("auth", "submit", "status")
+
+
+def check_headers(value: Mapping[str, str]) -> dict[str, str]:
+    """Operator-given headers, or ValueError saying which one cannot be sent and why."""
+    if len(value) > _MAX_HEADERS:
+        raise ValueError(f"at most {_MAX_HEADERS} headers")
+    for name, text in value.items():
+        if not isinstance(name, str) or not _HEADER_NAME_RE.match(name):
+            raise ValueError(f"{str(name)[:64]!r} is not a valid HTTP header name")
+        if name.lower() in _RESERVED_HEADERS:
+            raise ValueError(f"{name} is set by the client itself and cannot be configured")
+        if not isinstance(text, str):
+            raise ValueError(f"the value of {name} must be a string")
+        if len(text) > _MAX_HEADER_VALUE or any(ch in text for ch in "\r\n\0"):
+            limit = _MAX_HEADER_VALUE
+            raise ValueError(f"the value of {name} must be one line of at most {limit} chars")
+    return dict(value)
+
+
+def headers_from_json(text: str) -> dict[str, dict[str, str]]:
+    """ARTA_HEADERS: the [arta.headers] table as JSON, for hosts configured by env only."""
+    try:
+        data = json.loads(text)
+    except (ValueError, RecursionError):
+        raise ValueError('not valid JSON (e.g. {"auth": {"X-Android-Cert": "..."}})') from None
+    if not isinstance(data, dict) or not set(data) <= set(HEADER_GROUPS):
+        raise ValueError(f"a JSON object with the keys {', '.join(HEADER_GROUPS)}")
+    groups: dict[str, dict[str, str]] = {}
+    for group, headers in data.items():
+        if not isinstance(headers, dict):
+            raise ValueError(f"{group}: an object of header names and values")
+        groups[group] = check_headers(headers)
+    return groups
