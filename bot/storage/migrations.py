@@ -180,6 +180,13 @@ MIGRATIONS: tuple[Migration, ...] = (
             "ALTER TABLE jobs ADD COLUMN owner INTEGER",
         ),
     ),
+    Migration(
+        6,
+        "Telegram send slots shared by processes (PostgreSQL; nothing to do here)",
+        # One process paces its own sends in memory (bot/telegram/pacing.py); the step is
+        # here so both engines count the same versions.
+        (),
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version
