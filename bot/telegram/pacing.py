@@ -268,7 +268,9 @@ class SendPacer(BaseRequestMiddleware):
                             await self._sleep(slot.wait)
                         break
                     self._chat_next[chat] = now  # not sent: the chat's slot stays free here
-                    wait = min(slot.wait, max(0.0, given_up_at - self._clock()))
+                    # At least one slot's time: each ask is a round trip to the database.
+                    wait = max(slot.wait, self._bot_spacing)
+                    wait = min(wait, max(0.0, given_up_at - self._clock()))
                 await self._sleep(wait)
         finally:
             if self._edits.get(key) == number:
