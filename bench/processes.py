@@ -353,7 +353,9 @@ def _collect(
             record.created_at + record.script.queue_seconds + record.script.generation_seconds
         )
         result.delivery.append(arrived - done_at)
-    result.duplicate_albums = sum(n - 1 for n in albums.values() if n > 1)
+    # Albums past the jobs each chat asked for (telegram-limits puts two jobs in a chat).
+    asked = Counter(plan.chat_id or plan.user_id for plan in plans)
+    result.duplicate_albums = sum(max(0, n - asked[chat]) for chat, n in albums.items())
     result.resubmitted = sum(n - 1 for n in submits.values() if n > 1)
     result.signups = arta.signups
     result.status_polls = arta.total_status_polls
