@@ -227,3 +227,16 @@ async def test_two_processes_of_one_bot_get_no_429_for_a_burst_over_one_chats_li
     assert fake_telegram.too_many_requests == 0 and retries == []
     delivered = [c for c in fake_telegram.api_calls if c.method == "sendMessage" and c.ok]
     assert len(delivered) == 4 + 12
+
+
+async def test_requests_failing_together_share_one_local_pace(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    clock = Clock()
+    store = DownSlots(clock, hang=True)
+    budget = SharedBudget(store, BOT, spacing=0.1, timeout=0.05, clock=clock)
+    async with asyncio.timeout(10):
+        slots = await asyncio.gather(*(budget.take(n, 1.0, only_if_free=False) for n in range(3)))
+    # Not three fresh paces each saying "now": one pace at half the rate (two processes).
+    assert sorted(slot.wait for slot in slots) == pytest.approx([0.0, 0.2, 0.4])
+    assert len([r for r in caplog.records if "send slots" in r.getMessage()]) == 1

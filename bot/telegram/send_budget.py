@@ -25,9 +25,10 @@ from bot.storage.records import SendSlot
 
 log = logging.getLogger(__name__)
 
-# A slot request waits at most this long for the database: a send waits for its slot anyway
-# (37 ms apart at 27 a second), and a database slower than this is treated as down.
-DB_TIMEOUT = 0.5
+# A slot request waits at most this long for the database (which includes waiting for a
+# pooled connection): slower than this counts as down. 0.5 s timed out a few times a minute
+# with 2 processes on the 1,000-job telegram-limits bench on this 2-core machine.
+DB_TIMEOUT = 1.0
 # After a failed request, pace locally this long before asking the database again: a down
 # database costs one timeout per this many seconds, not one per send.
 RETRY_DB_AFTER = 5.0
@@ -51,7 +52,7 @@ class LocalBudget:
     """Slots in memory, the same rule as take_send_slot in PostgreSQL (migration 6)."""
 
     def __init__(self, *, spacing: float, clock: Callable[[], float] = time.monotonic) -> None:
-        self._spacing = spacing
+        self.spacing = spacing
         self._clock = clock
         self._bot_next = 0.0
         self._chat_next: dict[int | str, float] = {}
@@ -67,7 +68,7 @@ class LocalBudget:
             return SendSlot(wait=chat_next - now, taken=False, at=chat_next)
         if only_if_free and at > now:
             return SendSlot(wait=at - now, taken=False, at=at)
-        self._bot_next = at + self._spacing
+        self._bot_next = at + self.spacing
         self._chat_next[chat] = at + interval
         if len(self._chat_next) > MAX_CHATS:
             for stale in [c for c, ready in self._chat_next.items() if ready <= now]:
@@ -110,20 +111,22 @@ class SharedBudget:
             try:
                 return await self._ask(chat, interval, only_if_free, now)
             except Exception as error:  # asyncpg's, OSError, TimeoutError: all mean "down"
-                self._db_again_at = now + self._retry_after
-                log.warning(
-                    "send slots: the database did not answer (%s); pacing at 1/%d of "
-                    "Telegram's limits for %.0f s",
-                    type(error).__name__,
-                    self._processes,
-                    self._retry_after,
-                )
-                # Fresh: slots taken in the database before it failed are not known here.
-                self._fallback = LocalBudget(
-                    spacing=self._spacing * self._processes, clock=self._clock
-                )
+                first = self._db_again_at <= now  # not one line per request in flight
+                self._db_again_at = max(self._db_again_at, now + self._retry_after)
+                if first:
+                    log.warning(
+                        "send slots: the database did not answer (%s); pacing at 1/%d of "
+                        "Telegram's limits for %.0f s",
+                        type(error).__name__,
+                        self._processes,
+                        self._retry_after,
+                    )
         self.fallbacks += 1
-        assert self._fallback is not None  # set when the database failed
+        spacing = self._spacing * self._processes
+        if self._fallback is None or self._fallback.spacing != spacing:
+            # One for every request that failed: several in flight fail together, and a
+            # fresh one for each would forget the slots the others just took.
+            self._fallback = LocalBudget(spacing=spacing, clock=self._clock)
         return self._fallback.take_now(chat, interval * self._processes, only_if_free=only_if_free)
 
     async def _ask(
