@@ -176,3 +176,5 @@ class SendSlot:
     wait: float
     taken: bool
     at: float
+    # Not taken because of the chat (its next slot is later), not the bot's rate.
+    chat_busy: bool = False

@@ -267,10 +267,15 @@ class SendPacer(BaseRequestMiddleware):
                         if slot.wait > 0:
                             await self._sleep(slot.wait)
                         break
-                    self._chat_next[chat] = now  # not sent: the chat's slot stays free here
-                    # At least one slot's time: each ask is a round trip to the database.
-                    wait = max(slot.wait, self._bot_spacing)
-                    wait = min(wait, max(0.0, given_up_at - self._clock()))
+                    # What the budget said holds for every caller here, not only this edit:
+                    # none of them asks again before then (each ask is a round trip).
+                    ready = self._clock() + max(slot.wait, self._bot_spacing)
+                    if slot.chat_busy:
+                        self._chat_next[chat] = ready
+                    else:
+                        self._chat_next[chat] = now  # not sent: the chat's slot stays free
+                        self._bot_next = max(self._bot_next, ready)
+                    wait = min(ready - self._clock(), max(0.0, given_up_at - self._clock()))
                 await self._sleep(wait)
         finally:
             if self._edits.get(key) == number:

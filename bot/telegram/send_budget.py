@@ -65,7 +65,7 @@ class LocalBudget:
         at = max(now, self._bot_next)
         chat_next = self._chat_next.get(chat, 0.0)
         if chat_next > at:
-            return SendSlot(wait=chat_next - now, taken=False, at=chat_next)
+            return SendSlot(wait=chat_next - now, taken=False, at=chat_next, chat_busy=True)
         if only_if_free and at > now:
             return SendSlot(wait=at - now, taken=False, at=at)
         self._bot_next = at + self.spacing
@@ -95,7 +95,7 @@ class SharedBudget:
         self._timeout = timeout
         self._retry_after = retry_after
         self._clock = clock
-        self._processes = 2  # until counted: a lone process would not be on PostgreSQL
+        self._processes = 2  # until counted
         self._counted_at: float | None = None
         self._db_again_at = 0.0
         self._fallback: LocalBudget | None = None
@@ -134,7 +134,9 @@ class SharedBudget:
     ) -> SendSlot:
         async with asyncio.timeout(self._timeout):
             if self._counted_at is None or now - self._counted_at >= COUNT_EVERY:
-                self._processes = max(1, await self._store.live_processes(ALIVE_WITHIN))
+                # At least 2: a process counted alone may have company starting (the bench
+                # counted 1 of 2 at start-up and fell back at the full rate).
+                self._processes = max(2, await self._store.live_processes(ALIVE_WITHIN))
                 self._counted_at = now
             return await self._store.take(
                 self._bot_id,

@@ -192,7 +192,8 @@ MIGRATIONS: tuple[Migration, ...] = (
             CREATE FUNCTION take_send_slot(
                 p_bot BIGINT, p_chat TEXT, p_spacing DOUBLE PRECISION,
                 p_interval DOUBLE PRECISION, p_only_if_free BOOLEAN,
-                OUT wait DOUBLE PRECISION, OUT taken BOOLEAN, OUT at DOUBLE PRECISION
+                OUT wait DOUBLE PRECISION, OUT taken BOOLEAN, OUT at DOUBLE PRECISION,
+                OUT chat_busy BOOLEAN
             ) LANGUAGE plpgsql AS $$
             DECLARE
                 v_now  DOUBLE PRECISION;
@@ -206,7 +207,8 @@ MIGRATIONS: tuple[Migration, ...] = (
                 SELECT next_at INTO v_chat FROM send_slots
                     WHERE bot_id = p_bot AND chat = p_chat;
                 at := GREATEST(v_now, v_bot);
-                IF v_chat > at THEN
+                chat_busy := v_chat > at;
+                IF chat_busy THEN
                     wait := v_chat - v_now; taken := FALSE; at := v_chat;
                 ELSIF p_only_if_free AND at > v_now THEN
                     wait := at - v_now; taken := FALSE;

@@ -29,7 +29,7 @@ class PostgresSendSlots:
     ) -> SendSlot:
         async with self._pool.acquire() as conn:
             row = await conn.fetchrow(
-                "SELECT wait, taken, at FROM take_send_slot($1, $2, $3, $4, $5)",
+                "SELECT wait, taken, at, chat_busy FROM take_send_slot($1, $2, $3, $4, $5)",
                 bot_id,
                 # '' is the bot's own row; a chat key never is.
                 chat[:MAX_CHAT_KEY] or "?",
@@ -45,7 +45,12 @@ class PostgresSendSlots:
                     SWEEP_AFTER,
                 )
         assert row is not None
-        return SendSlot(wait=max(0.0, float(row["wait"])), taken=bool(row["taken"]), at=row["at"])
+        return SendSlot(
+            wait=max(0.0, float(row["wait"])),
+            taken=bool(row["taken"]),
+            at=row["at"],
+            chat_busy=bool(row["chat_busy"]),
+        )
 
     async def live_processes(self, within: float) -> int:
         """Processes whose heartbeat is younger than `within` seconds (bot_workers, see
