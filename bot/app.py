@@ -126,6 +126,20 @@ class BotApp:
             ),
             clock=clock,
         )
+        # PostgreSQL: jobs are claimed from the database under a lease (bot/jobs/claiming.py).
+        # Wired with the runner, before the webhook server can hand it an update: a job
+        # accepted before the loop starts is then saved for claiming by any process instead
+        # of run here without an owner while another process claims it too (2 processes,
+        # 4 bots: 7-9 jobs a bench run reached ARTA twice that way).
+        self._claim_loop: ClaimLoop | None = None
+        claims = storage.claims([bot.id for bot in bots], lease=config.database.lease_seconds)
+        if claims is not None:
+            self._claim_loop = ClaimLoop(
+                claims,
+                self.runner,
+                ClaimLimits(limits.max_in_flight, limits.per_user_active),
+            )
+            self.runner.claim_with(self._claim_loop)
         self.model_menu = ModelMenu.of(self.providers)
         self.metrics.watch(jobs=storage.jobs, runner=self.runner, upstream=arta.stats)
         for bot in bots:
@@ -156,8 +170,6 @@ class BotApp:
         self.leading = False
         self._standby: asyncio.Future[None] | None = None
         self._stopped_in_standby = False
-        # PostgreSQL: jobs are claimed from the database under a lease (bot/jobs/claiming.py).
-        self._claim_loop: ClaimLoop | None = None
 
     @classmethod
     async def create(
@@ -367,17 +379,7 @@ class BotApp:
                 retry_catalogues(failed, self.catalogue_retry_delays, self.catalogue_retry_sleep),
                 name="catalogue-retry",
             )
-        claims = self.storage.claims(
-            [bot.id for bot in self.bots], lease=self.config.database.lease_seconds
-        )
-        if claims is not None:
-            limits = self.config.limits
-            self._claim_loop = ClaimLoop(
-                claims,
-                self.runner,
-                ClaimLimits(limits.max_in_flight, limits.per_user_active),
-            )
-            self.runner.claim_with(self._claim_loop)
+        if self._claim_loop is not None:
             await self._claim_loop.start()
         report = await self.runner.start([bot.id for bot in self.bots])
         self.draft_sweeper.start()

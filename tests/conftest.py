@@ -16,6 +16,8 @@ from tests.fakes.arta_server import FakeArta, FakeClock
 from tests.fakes.telegram_api import FakeTelegram
 from tests.postgres_server import PostgresServer, start_server
 
+pytest_plugins = ["tests.hang_dump"]
+
 
 @pytest.fixture
 async def storage_db() -> AsyncIterator[Database]:

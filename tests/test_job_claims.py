@@ -277,6 +277,50 @@ async def test_cancel_on_another_process_stops_a_job_nobody_took_yet(
     assert service.prompts() == ["first"]
 
 
+async def test_a_cancel_recorded_just_before_the_result_wins_over_the_album(
+    spawn: Spawn, service: MemoryProvider
+) -> None:
+    first = await spawn()
+    second = await spawn()
+    service.hold("a tide")
+    accepted = await first.runner.accept(new_job("a tide"))
+    job_id = accepted.job.id
+    await _until(lambda: _state_is(first, job_id, JobState.SUBMITTED))
+    owner, presser = (first, second) if first.runner.is_active(job_id) else (second, first)
+    # The owner's claim rounds paused: only its move to delivering can see the request.
+    for task in owner.loop._tasks:
+        task.cancel()
+    await asyncio.gather(*owner.loop._tasks, return_exceptions=True)
+    owner.loop._tasks = []
+    assert await presser.runner.cancel(job_id)
+    service.release("a tide")
+    await owner.observer.wait_end(job_id)
+    assert owner.observer.cancelled_ids == [job_id] and owner.observer.delivered == []
+    assert await _state(owner, job_id) is JobState.CANCELLED
+    assert owner.observer.failures == {}  # told "cancelled", not "failed"
+
+
+async def test_cancel_on_another_process_is_refused_once_the_album_is_on_its_way(
+    spawn: Spawn, service: MemoryProvider
+) -> None:
+    first = await spawn()
+    second = await spawn()
+    for process in (first, second):
+        process.observer.gate = asyncio.Event()  # the album is being sent
+    accepted = await first.runner.accept(new_job("a wave"))
+    job_id = accepted.job.id
+    await _until(lambda: _state_is(first, job_id, JobState.DELIVERING))
+    owner, presser = (first, second) if first.runner.is_active(job_id) else (second, first)
+    assert not await presser.runner.cancel(job_id)
+    await presser.loop.claim_now()
+    await owner.loop.claim_now()
+    assert owner.observer.gate is not None
+    owner.observer.gate.set()
+    await owner.observer.wait_end(job_id)
+    assert [j.id for j in owner.observer.delivered] == [job_id]
+    assert owner.observer.cancelled_ids == presser.observer.cancelled_ids == []
+
+
 async def _count_started(service: MemoryProvider, n: int) -> bool:
     return len(service.requests) >= n
 

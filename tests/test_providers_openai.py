@@ -27,7 +27,7 @@ from bot.providers.openai import (
     request_body,
 )
 from tests.fakes.arta_server import SAMPLE_PNG
-from tests.fakes.openai_server import FakeOpenAI
+from tests.fakes.openai_server import FakeOpenAI, Fault
 
 
 def ask(prompt: str = "a fox", model: str = "gpt-image-1", **changes: object) -> ProviderRequest:
@@ -133,6 +133,21 @@ async def test_each_error_of_the_api_becomes_its_failure_kind(fake: FakeOpenAI) 
     failure = wrong.failure(denied.value)
     assert failure is not None and failure.refused  # opens the breaker at once
     await wrong.close()
+
+
+@pytest.mark.parametrize("status", ["408", "413"])
+async def test_a_proxys_4xx_is_an_outage_not_an_invalid_request(
+    fake: FakeOpenAI, status: Fault
+) -> None:
+    """The user's prompt was fine: they must not be told it was invalid, and the provider
+    counts as unhealthy so the next job can fail over."""
+    service = provider(fake)
+    fake.fail(1, status)
+    with pytest.raises(OpenAIUnavailableError) as down:
+        await service.generate(ask(), account="1")
+    failure = service.failure(down.value)
+    assert failure is not None and failure.kind is FailureKind.UNAVAILABLE and failure.unhealthy
+    await service.close()
 
 
 async def test_a_429_is_waited_out_once_as_the_server_asks(fake: FakeOpenAI) -> None:

@@ -58,7 +58,8 @@ async def test_an_empty_database_gets_the_same_tables_and_indexes_as_sqlite(
         "button_presses",
         "send_slots",
     }
-    assert indexes == sqlite_indexes | {"jobs_pkey"}
+    # The owner's look for Cancel pressed on another process reads only those rows.
+    assert indexes == sqlite_indexes | {"jobs_pkey", "jobs_cancel_requested"}
 
 
 def test_each_engine_has_a_step_for_every_schema_version() -> None:

@@ -60,7 +60,9 @@ class ArtaSettings:
     request_timeout: float = 60.0
     # Overall deadline for one job's polling.
     poll_deadline: float = 300.0
-    # Never poll one record more often than this, whatever the schedule predicts.
+    # The floor between status checks of one record: at most one that finds it still running
+    # per this many seconds (on average); a check that learned jobs say will most likely find
+    # it done may come sooner, never sooner than a quarter of it (schedule.gap_floor).
     poll_min_interval: float = 1.0
     poll_max_interval: float = 10.0
     # Status checks a second to ARTA from this client, all jobs together (0: no bound).

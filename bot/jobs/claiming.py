@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from typing import Protocol
 
 from bot.storage.interface import JobClaims
@@ -22,6 +22,8 @@ log = logging.getLogger(__name__)
 
 # How long a claim round may wait for a wake-up before looking anyway: the delay before a
 # job accepted by a busy process starts on an idle one. A round is one short transaction.
+# Also the bound on how late a Cancel pressed on another process stops a job running here
+# (plus one round's queries, milliseconds): each round while jobs run reads the requests.
 CLAIM_INTERVAL = 0.5
 
 
@@ -34,7 +36,12 @@ class ClaimingRunner(Protocol):
     @property
     def holding(self) -> bool: ...
 
+    @property
+    def running(self) -> bool: ...
+
     def adopt(self, job: JobRecord) -> None: ...
+
+    def stop_cancelled(self, job_ids: Collection[int]) -> None: ...
 
 
 class ClaimLoop:
@@ -78,6 +85,11 @@ class ClaimLoop:
             jobs = await self._claims.claim(self._runner.free_slots, self._limits)
             for job in jobs:
                 self._runner.adopt(job)
+            if self._runner.running:
+                # One indexed query (jobs_cancel_requested) a round, only while jobs run.
+                cancelled = await self._claims.cancel_requests()
+                if cancelled:
+                    self._runner.stop_cancelled(cancelled)
 
     async def position(self, job_id: int) -> int | None:
         return await self._claims.position(job_id)

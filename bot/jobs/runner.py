@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, replace
 from typing import TypeVar
@@ -50,6 +50,11 @@ Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
 T = TypeVar("T")
 UserKey = tuple[int, int]  # (bot id, user id): limits are per user of each bot
+
+# Jobs accepted here that wait in a shared database, whose place in line this process
+# keeps showing (claims mode). Each user may start per_user_per_minute (6) jobs a minute,
+# so this many is far past a normal queue; past it the oldest only stop being refreshed.
+LISTED_MAX = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +119,8 @@ class JobRunner:
         self._cancel_requested: set[int] = set()
         self._positions_task: asyncio.Task[None] | None = None
         self._shown_positions: dict[int, int] = {}
+        # Claims mode: jobs accepted here that wait in the database for any process.
+        self._listed: OrderedDict[int, JobRecord] = OrderedDict()
         self._stopping = False
         # Set when shutdown stops waiting for deliveries: what is left after an album is
         # skipped (buttons, telling the chat), since it could wait out a 120 s flood limit.
@@ -142,6 +149,22 @@ class JobRunner:
     @property
     def holding(self) -> bool:
         return self._stopping
+
+    @property
+    def running(self) -> bool:
+        return bool(self._tasks)
+
+    def stop_cancelled(self, job_ids: Collection[int]) -> None:
+        """Cancel pressed on another process for jobs this one runs (claims mode): each
+        stops where it is and the chat is told, as a cancel pressed here does. A job whose
+        album is already going out is not among them: the request was refused or made its
+        move to `delivering` fail (see PostgresJobClaims.request_cancel)."""
+        for job_id in job_ids:
+            task = self._tasks.get(job_id)
+            if task is None or job_id in self._delivering or job_id in self._cancel_requested:
+                continue
+            self._cancel_requested.add(job_id)
+            task.cancel()
 
     def adopt(self, job: JobRecord) -> None:
         """Run a job this process claimed (new, or taken over from a process that died)."""
@@ -207,17 +230,27 @@ class JobRunner:
         self._claimer.wake()
         if self.free_slots > 0:
             return Accepted(job, None)
-        return Accepted(job, await self._claimer.position(job.id))
+        position = await self._claimer.position(job.id)
+        if position is not None:
+            # Shown by the caller; refreshed from the database as the line moves.
+            self._listed[job.id] = job
+            while len(self._listed) > LISTED_MAX:
+                dropped, _ = self._listed.popitem(last=False)
+                self._shown_positions.pop(dropped, None)
+            self._shown_positions[job.id] = position
+            self._schedule_position_refresh()
+        return Accepted(job, position)
 
     async def start(self, bot_ids: Collection[int] | None = None) -> ResumeReport:
         """Pick up what a previous process left unfinished."""
         report = {JobState.QUEUED: 0, JobState.SUBMITTED: 0, JobState.DELIVERING: 0}
+        if self._pictures is not None:
+            # On a shared database, only pictures of jobs that ended (PictureStore).
+            await self._pictures.delete_orphans()
         if self._claimer is not None:
             # Not every unfinished job: others' are theirs. The claim loop takes over the
             # jobs of processes whose lease ran out.
             return ResumeReport(waiting=0, polling=0, delivering=0)
-        if self._pictures is not None:
-            await self._pictures.delete_orphans()
         for job in await self._jobs.unfinished(bot_ids):
             report[job.state] += 1
             self._log(job, "resumed", state=job.state.value)
@@ -244,20 +277,34 @@ class JobRunner:
             return True
         task = self._tasks.get(job_id)
         if task is None and self._claimer is not None:
-            # Waiting in the database for any process: cancelled there, if nobody took it.
-            job = await self._jobs.get(job_id)
-            if job is None or job.state is not JobState.QUEUED:
-                return False
-            if not await self._jobs.mark_cancelled(job_id, now=self._clock()):
-                return False
-            self._log(job, "cancelled")
-            await self._notify_call(self._observer.cancelled(job), job)
-            return True
+            return await self._cancel_elsewhere(job_id)
         if task is None or job_id in self._delivering:
             return False
         self._cancel_requested.add(job_id)
         task.cancel()
         await asyncio.wait({task})
+        return True
+
+    async def _cancel_elsewhere(self, job_id: int) -> bool:
+        """Cancel pressed here for a job this process does not run (claims mode)."""
+        assert self._claimer is not None
+        job = await self._jobs.get(job_id)
+        if job is None or job.state not in {JobState.QUEUED, JobState.SUBMITTED}:
+            return False
+        self._listed.pop(job_id, None)
+        self._shown_positions.pop(job_id, None)
+        # Waiting for any process: cancelled here at once, if nobody took it meanwhile.
+        if job.state is JobState.QUEUED and await self._jobs.mark_cancelled(
+            job_id, now=self._clock()
+        ):
+            self._log(job, "cancelled")
+            await self._notify_call(self._observer.cancelled(job), job)
+            return True
+        # Held by another process (at the service, or being submitted): its owner stops it
+        # and tells the chat at its next claim round, within CLAIM_INTERVAL (0.5 s).
+        if not await self._claimer.claims.request_cancel(job_id):
+            return False
+        self._log(job, "cancel_requested")
         return True
 
     def hold(self) -> None:
@@ -353,16 +400,34 @@ class JobRunner:
     async def _refresh_positions(self) -> None:
         # One pass every few seconds instead of one per change: with a thousand waiting
         # jobs, per-change updates would cost a million calls.
-        while self._queue and not self._stopping:
+        while (self._queue or self._listed) and not self._stopping:
             await self._sleep(self._limits.position_refresh_interval)
-            for job_id, position in self._queue.positions().items():
+            for job_id, position in (await self._positions_now()).items():
                 if self._shown_positions.get(job_id) == position:
                     continue
-                job = self._waiting.get(job_id)
+                job = self._waiting.get(job_id) or self._listed.get(job_id)
                 if job is None:
                     continue  # started (or cancelled) while earlier ones were notified
                 self._shown_positions[job_id] = position
                 await self._notify(job, Progress(Stage.WAITING, position=position))
+
+    async def _positions_now(self) -> dict[int, int]:
+        if self._claimer is None:
+            return self._queue.positions()
+        # The line is in the database (any process's jobs, claimed by any process): one
+        # query per pass for the jobs accepted here, whatever the queue's length.
+        asked = list(self._listed)
+        try:
+            places = await self._claimer.claims.positions(asked)
+        except Exception:
+            log.warning("could not read the places in line; next pass", exc_info=True)
+            return {}
+        # Only those asked about: a job accepted during the query is not known to be gone.
+        for job_id in [j for j in asked if j not in places and j in self._listed]:
+            # Claimed (its owner reports from now on), cancelled or ended.
+            del self._listed[job_id]
+            self._shown_positions.pop(job_id, None)
+        return places
 
     # -- one job ----------------------------------------------------------------------
 
@@ -388,6 +453,10 @@ class JobRunner:
                 raise  # shutdown: the job stays as saved and resumes on the next start
             await self._finish_cancelled(job)
         except TransitionLostError as lost:
+            if await self._cancel_won(job):
+                # Cancel pressed on another process before the job could move on.
+                await self._finish_cancelled(job)
+                return
             # Whoever moved the job on owns what happens next; tell the user nothing.
             self._log(job, "lost", transition=lost.transition)
         except DeliveryError as error:
@@ -402,6 +471,15 @@ class JobRunner:
             if failure.kind is FailureKind.INTERNAL:
                 log.exception("job %s crashed", job.id)
             await self._finish_failed(job, failure)
+
+    async def _cancel_won(self, job: JobRecord) -> bool:
+        if self._claimer is None:
+            return False
+        try:
+            return await self._claimer.claims.cancel_requested(job.id)
+        except Exception:
+            log.warning("job %s: could not read its cancel request", job.id, exc_info=True)
+            return False
 
     def _provider_of(self, job: JobRecord) -> ImageProvider:
         provider = self._providers.get(job.provider)
@@ -424,8 +502,8 @@ class JobRunner:
                 self._providers.breaker(route.provider.name).failure(refused=down.refused)
                 self._log(job, "provider_down", provider=route.provider.name, detail=down.detail)
                 last = down
-            except _AtProvider:
-                raise
+            except (_AtProvider, TransitionLostError):
+                raise  # a lost guard is not the service's failure (see _run)
             except Exception as error:
                 # The job reached this provider: its failure is told in this provider's terms.
                 raise _AtProvider(route.provider, error) from error

@@ -92,6 +92,11 @@ def is_image_model(name: str) -> bool:
 _CONTENT_POLICY_CODES = {"content_policy_violation", "moderation_blocked"}
 
 
+# The statuses with which the API itself refuses a request as asked: telling the user the
+# request was invalid is right only for these (OpenAI answers 400; compatible servers 422).
+_REQUEST_REFUSED = frozenset({400, 422})
+
+
 class OpenAIError(Exception):
     """Base of every error this provider raises."""
 
@@ -304,10 +309,12 @@ class OpenAIProvider:
         if status == 404:
             # A base URL without its /v1, or a server without this API: the operator's.
             raise OpenAIUnavailableError(detail)
-        if 400 <= status < 500:
+        if status in _REQUEST_REFUSED:
             if code in _CONTENT_POLICY_CODES:
                 raise ContentRefusedError(message)
             raise OpenAIRequestError(message)
+        # Any other 4xx (a proxy's 408 or 413, a 409 or 425) says nothing against the
+        # user's prompt: the service or what stands before it is in trouble.
         raise OpenAIUnavailableError(detail)
 
     async def _pictures(self, answer: Any) -> tuple[Picture, ...]:

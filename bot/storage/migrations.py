@@ -182,6 +182,15 @@ MIGRATIONS: tuple[Migration, ...] = (
     ),
     Migration(
         6,
+        "Cancel pressed on another process (PostgreSQL; unused here, kept so rows look alike)",
+        (
+            # One process cancels its own jobs directly; as with `owner`, the column keeps
+            # `migrate-db` and the row mapping the same on both engines.
+            "ALTER TABLE jobs ADD COLUMN cancel_requested_at REAL",
+        ),
+    ),
+    Migration(
+        7,
         "Telegram send slots shared by processes (PostgreSQL; nothing to do here)",
         # One process paces its own sends in memory (bot/telegram/pacing.py); the step is
         # here so both engines count the same versions.

@@ -49,7 +49,7 @@ class SendBudget(Protocol):
 
 
 class LocalBudget:
-    """Slots in memory, the same rule as take_send_slot in PostgreSQL (migration 6)."""
+    """Slots in memory, the same rule as take_send_slot in PostgreSQL (migration 7)."""
 
     def __init__(self, *, spacing: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.spacing = spacing

@@ -33,7 +33,8 @@ DALLE_SIZES = {
     "dall-e-2": {"256x256", "512x512", "1024x1024"},
     "dall-e-3": {"1024x1024", "1792x1024", "1024x1792"},
 }
-Fault = Literal["429", "500", "503"]
+# 408 and 413 come from a proxy in front of the API: an HTML page, not the API's JSON.
+Fault = Literal["408", "413", "429", "500", "503"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,6 +150,9 @@ class FakeOpenAI:
                 )
                 response.headers["retry-after"] = self.retry_after
                 return response
+            if fault in {"408", "413"}:
+                page = f"<html><body><h1>{fault}</h1><hr>nginx</body></html>"
+                return web.Response(status=int(fault), text=page, content_type="text/html")
             return _error(
                 int(fault),
                 "The server had an error while processing your request.",

@@ -180,6 +180,66 @@ class PostgresJobClaims:
             )
         return int(place) or None
 
+    async def positions(self, job_ids: Sequence[int]) -> dict[int, int]:
+        """`position` of each of `job_ids` still waiting for a process, in one query; the
+        ones a process holds (or that ended) are left out."""
+        if not job_ids:
+            return {}
+        async with self._pool.acquire() as conn:
+            rows = await conn.fetch(
+                """
+                WITH waiting AS (
+                    SELECT id, created_at, row_number() OVER (
+                        PARTITION BY bot_id, user_id ORDER BY created_at, id) AS turn
+                    FROM jobs WHERE state = 'queued' AND owner IS NULL
+                      AND bot_id = ANY($2::bigint[])
+                ),
+                placed AS (
+                    SELECT id, row_number() OVER (ORDER BY turn, created_at, id) AS place
+                    FROM waiting
+                )
+                SELECT id, place FROM placed WHERE id = ANY($1::bigint[])
+                """,
+                list(job_ids),
+                self._bot_ids,
+            )
+        return {int(row["id"]): int(row["place"]) for row in rows}
+
+    async def request_cancel(self, job_id: int) -> bool:
+        """Cancel pressed on this process for a job another one holds: recorded for its
+        owner, who cancels it at its next claim round. False when it is past cancelling
+        (its album is being sent, or it ended).
+
+        The row lock orders this against the owner's guarded move to `delivering` (which
+        requires no request): whichever writes first decides, so the user gets either the
+        album or "cancelled", never both."""
+        async with self._pool.acquire() as conn:
+            status = await conn.execute(
+                f"UPDATE jobs SET cancel_requested_at = {_NOW}"
+                " WHERE id = $1 AND state IN ('queued', 'submitted') AND owner IS NOT NULL"
+                " AND bot_id = ANY($2::bigint[])",
+                job_id,
+                self._bot_ids,
+            )
+        return status == "UPDATE 1"
+
+    async def cancel_requests(self) -> list[int]:
+        """Jobs this worker holds whose Cancel was pressed on another process."""
+        async with self._pool.acquire() as conn:
+            rows = await conn.fetch(
+                "SELECT id FROM jobs WHERE owner = $1 AND cancel_requested_at IS NOT NULL"
+                " AND state IN ('queued', 'submitted')",
+                self.worker_id,
+            )
+        return [int(row["id"]) for row in rows]
+
+    async def cancel_requested(self, job_id: int) -> bool:
+        async with self._pool.acquire() as conn:
+            requested = await conn.fetchval(
+                "SELECT cancel_requested_at IS NOT NULL FROM jobs WHERE id = $1", job_id
+            )
+        return bool(requested)
+
     async def release(self) -> int:
         """Clean shutdown: give back every unfinished job at once (others take them on
         their next round instead of after a lease) and leave the worker table."""

@@ -206,6 +206,7 @@ class PostgresJobRepository:
             },
             from_states=_QUEUED,
             owned=True,
+            unless_cancel_requested=True,
         )
 
     async def mark_delivering(
@@ -228,6 +229,8 @@ class PostgresJobRepository:
             },
             from_states=_BEFORE_DELIVERY,
             owned=True,
+            # Cancel pressed on another process first (claims.py): no album.
+            unless_cancel_requested=True,
         )
 
     async def mark_done(self, job_id: int, *, now: float) -> bool:
@@ -407,6 +410,7 @@ class PostgresJobRepository:
         from_states: tuple[str, ...] | None = None,
         owned: bool = False,
         or_unowned: bool = False,
+        unless_cancel_requested: bool = False,
     ) -> bool:
         # Column names come from this module only, never from callers' data.
         assignments = ", ".join(
@@ -422,6 +426,8 @@ class PostgresJobRepository:
             args.append(self.owner)
             mine = f"owner = ${len(args)}"
             sql += f" AND ({mine} OR owner IS NULL)" if or_unowned else f" AND {mine}"
+        if unless_cancel_requested:
+            sql += " AND cancel_requested_at IS NULL"
         async with self._pool.acquire() as conn:
             status = await conn.execute(sql, *args)
         # asyncpg answers with the command tag, "UPDATE <rows>".

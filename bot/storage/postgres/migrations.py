@@ -167,6 +167,20 @@ MIGRATIONS: tuple[Migration, ...] = (
     ),
     Migration(
         6,
+        "Cancel pressed on a process that does not run the job",
+        (
+            # Set by the process that got the press; the owner cancels the job at its next
+            # claim round, and the runner's transitions past it refuse to start the album.
+            "ALTER TABLE jobs ADD COLUMN cancel_requested_at DOUBLE PRECISION",
+            # The owner's look for requests every claim round reads only these rows.
+            """
+            CREATE INDEX jobs_cancel_requested ON jobs (owner)
+            WHERE cancel_requested_at IS NOT NULL AND state IN ('queued', 'submitted')
+            """,
+        ),
+    ),
+    Migration(
+        7,
         "Telegram send slots shared by processes",
         (
             # The next free moment (epoch seconds on the database's clock) for a bot (chat

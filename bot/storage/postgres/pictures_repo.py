@@ -38,11 +38,16 @@ class PostgresPictureRepository:
             await conn.execute("DELETE FROM job_pictures WHERE job_id = $1", job_id)
 
     async def delete_orphans(self) -> int:
-        """Remove pictures of jobs that are no longer waiting to be delivered."""
+        """Remove pictures of jobs that ended (or are gone).
+
+        Unlike the one-process SQLite store, not those of every job short of `delivering`:
+        on a shared database another process may be between saving a synchronous job's
+        pictures and marking it delivering. A job left `submitted` by a process that died
+        is generated again by the one that takes it over, whose pictures replace these."""
         async with self._pool.acquire() as conn:
             status = await conn.execute(
-                "DELETE FROM job_pictures WHERE job_id NOT IN"
-                " (SELECT id FROM jobs WHERE state = 'delivering')"
+                "DELETE FROM job_pictures p WHERE NOT EXISTS (SELECT 1 FROM jobs j"
+                " WHERE j.id = p.job_id AND j.state IN ('queued', 'submitted', 'delivering'))"
             )
         # asyncpg answers with the command tag, "DELETE <rows>".
         return int(status.split()[-1])

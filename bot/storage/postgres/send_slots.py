@@ -1,6 +1,6 @@
 """Telegram send slots shared by every process of a bot, so N processes together stay
 within Telegram's per-bot and per-chat limits instead of N times them. The reservation is
-the `take_send_slot` function (migration 6): one round trip, ordered by the bot's row lock,
+the `take_send_slot` function (migration 7): one round trip, ordered by the bot's row lock,
 timed by the database's clock."""
 
 from __future__ import annotations
