@@ -75,6 +75,9 @@ def main(argv: list[str] | None = None) -> int:
         "--kill", action="store_true", help="with --processes: also kill -9 one of 3 mid-run"
     )
     args = parser.parse_args(argv)
+    if args.workload and args.processes:
+        # One named workload on N processes (e.g. telegram-limits: 429s over all of them).
+        return _processes(args, workload(args.workload, time_factor=args.time_factor))
     if args.workload:
         names = list(WORKLOADS) if args.workload == "all" else args.workload.split(",")
         code = 0

@@ -74,6 +74,8 @@ class ClusterResult:
     # Jobs saved in the database: fewer than the /imagine sent when a killed process had
     # answered Telegram for updates it had not saved yet (webhook mode answers at once).
     saved: int = 0
+    # 429 answers of the fake Bot API (with --workload telegram-limits: its limits are on).
+    too_many_requests: int = 0
 
     @property
     def throughput(self) -> float:
@@ -208,6 +210,8 @@ async def run_cluster(
                     )
                 )  # fmt: skip
             await _until(lambda: _webhooks_up(workdir, processes), 90, "every process to serve")
+            if params.telegram_limits:
+                tg.enforce_telegram_limits()
             watcher = CallWatcher(tg)
             balancer = Balancer(bots, ports)
             feeding = asyncio.create_task(balancer.run())
@@ -234,6 +238,7 @@ async def run_cluster(
             with contextlib.suppress(asyncio.CancelledError):
                 await feeding
             _collect(result, tg, arta, plans, watcher)
+            result.too_many_requests = tg.too_many_requests
             result.done_by_process = [
                 (workdir / f"p{n}" / "bot.log").read_text(errors="replace").count("event=done")
                 for n in range(processes)
@@ -348,7 +353,9 @@ def _collect(
             record.created_at + record.script.queue_seconds + record.script.generation_seconds
         )
         result.delivery.append(arrived - done_at)
-    result.duplicate_albums = sum(n - 1 for n in albums.values() if n > 1)
+    # Albums past the jobs each chat asked for (telegram-limits puts two jobs in a chat).
+    asked = Counter(plan.chat_id or plan.user_id for plan in plans)
+    result.duplicate_albums = sum(max(0, n - asked[chat]) for chat, n in albums.items())
     result.resubmitted = sum(n - 1 for n in submits.values() if n > 1)
     result.signups = arta.signups
     result.status_polls = arta.total_status_polls
@@ -357,8 +364,9 @@ def _collect(
 def report(results: list[ClusterResult]) -> str:
     lines = [
         "| processes | saved/sent | delivered | dup. albums | resubmits | sign-ups | polls/job |"
-        " p50 delivery s | jobs/s | bot CPU s | fakes CPU s | takeover s | done per process |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        " p50 delivery s | jobs/s | bot CPU s | fakes CPU s | takeover s | done per process |"
+        " 429s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         takeover = (
@@ -374,6 +382,7 @@ def report(results: list[ClusterResult]) -> str:
             f" {r.throughput:.1f} | {r.cpu_seconds:.1f} | {r.fakes_cpu_seconds:.1f} |"
             f" {takeover} |"
             f" {'/'.join(str(n) for n in r.done_by_process)} |"
+            f" {r.too_many_requests} |"
         )
     return "\n".join(lines)
 

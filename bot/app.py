@@ -51,6 +51,7 @@ from bot.telegram.model_menu import ModelMenu
 from bot.telegram.pacing import SendPacer
 from bot.telegram.retry import RetryMiddleware
 from bot.telegram.routers import all_routers
+from bot.telegram.send_budget import SharedBudget
 from bot.telegram.session import BotApiSession
 from bot.telegram.starter import JobStarter
 from bot.telegram.webhook import build_web_app, webhook_path
@@ -209,6 +210,7 @@ class BotApp:
             # The URL may hold a password: name the key, not the value.
             where = "database.url" if url else f"database.path: cannot open {database.path!r}"
             raise StartupError(f"{where}: {type(error).__name__}: {error}") from None
+        share_send_slots(bots, storage)
         client = (
             arta(config, storage)
             if arta is not None
@@ -600,6 +602,19 @@ def make_bot(
         )
     except Exception:
         raise ConfigError("telegram.tokens", "a token is malformed") from None
+
+
+def share_send_slots(bots: Sequence[Bot], storage: Storage) -> None:
+    """On a database several processes share, each bot's sends take slots every process of
+    that bot shares (Telegram counts per bot and per chat, not per process)."""
+    if storage.send_slots is None:
+        return
+    for bot in bots:
+        for middleware in bot.session.middleware:
+            if isinstance(middleware, SendPacer):
+                middleware.share(
+                    SharedBudget(storage.send_slots, bot.id, spacing=middleware.bot_spacing)
+                )
 
 
 async def _close_bots(bots: list[Bot]) -> None:

@@ -21,6 +21,7 @@ from bot.telegram.pacing import (
     SendPacer,
     final_edits,
 )
+from bot.telegram.send_budget import LocalBudget
 
 PRIVATE, OTHER, GROUP = 101, 102, -100500
 
@@ -213,3 +214,91 @@ async def test_an_edit_waiting_behind_a_long_line_does_not_wake_for_every_slot(
     last_text, edited = (at for at, _, _ in tg.sent[-2:])
     assert edited - last_text <= 1.0 / BOT_RATE + 1e-6
     assert sleeps - alone <= 4
+
+
+# --- Several processes of one bot: the slots come from one budget they share -----------------
+
+
+def two_processes(time: VirtualTime, edit_max_wait: float = 10.0) -> tuple[SendPacer, SendPacer]:
+    """Two pacers (two processes of one bot) sharing one budget: the in-memory double of
+    PostgreSQL's send_slots (same rule, see send_budget.LocalBudget)."""
+    shared = LocalBudget(spacing=1.0 / BOT_RATE, clock=time.clock)
+    pacers = (pacer(time, edit_max_wait), pacer(time, edit_max_wait))
+    for one in pacers:
+        one.share(shared)
+    return pacers
+
+
+async def test_two_processes_sending_to_one_chat_keep_telegrams_spacing_between_them(
+    time: VirtualTime,
+) -> None:
+    a, b = two_processes(time)
+    tg = Telegram(time)
+    calls = [
+        p(tg, None, SendMessage(chat_id=PRIVATE, text=f"{n}")) for n in range(3) for p in (a, b)
+    ]
+    calls += [
+        p(tg, None, SendMessage(chat_id=GROUP, text=f"g{n}")) for n in range(2) for p in (a, b)
+    ]
+    await time.run(*calls)
+    private = sorted(at for at, _, text in tg.sent if text and not text.startswith("g"))
+    group = sorted(at for at, _, text in tg.sent if text and text.startswith("g"))
+    assert len(private) == 6 and len(group) == 4
+    assert all(y - x >= PRIVATE_INTERVAL - 1e-9 for x, y in itertools.pairwise(private))
+    assert all(y - x >= GROUP_INTERVAL - 1e-9 for x, y in itertools.pairwise(group))
+
+
+async def test_two_processes_together_stay_under_the_bots_rate(time: VirtualTime) -> None:
+    a, b = two_processes(time)
+    tg = Telegram(time)
+    calls = [
+        p(tg, None, SendMessage(chat_id=1000 + n, text="x")) for n in range(60) for p in (a, b)
+    ]
+    await time.run(*calls)
+    times = sorted(at for at, _, _ in tg.sent)
+    assert len(times) == 120
+    for start in times:
+        assert sum(1 for t in times if start <= t < start + 1.0 - 1e-6) <= BOT_RATE
+    # And no slower than the rate either: 120 sends take about 120 / 27 s.
+    assert times[-1] <= 120 / BOT_RATE + 0.5
+
+
+async def test_each_process_alone_would_break_the_limits_two_share(time: VirtualTime) -> None:
+    # The failure the budget prevents: two pacers each on their own send to one chat at once.
+    a, b = pacer(time), pacer(time)
+    tg = Telegram(time)
+    await time.run(*(p(tg, None, SendMessage(chat_id=PRIVATE, text="x")) for p in (a, b)))
+    first, second = (at for at, _, _ in tg.sent)
+    assert second - first < PRIVATE_INTERVAL
+
+
+async def test_with_a_shared_budget_edits_still_give_way_to_albums_and_stale_ones_drop(
+    time: VirtualTime,
+) -> None:
+    a, b = two_processes(time)
+    tg = Telegram(time)
+    await time.run(a(tg, None, SendMessage(chat_id=PRIVATE, text="status")))
+    older = EditMessageText(chat_id=PRIVATE, message_id=1, text="Drawing… 3 s")
+    newer = EditMessageText(chat_id=PRIVATE, message_id=1, text="Drawing… 6 s")
+    results = await time.run(
+        a(tg, None, older),
+        time.at(0.01, a(tg, None, album(PRIVATE))),
+        time.at(0.2, a(tg, None, newer)),
+    )
+    assert isinstance(results[0], EditSuperseded)
+    assert [name for _, name, _ in tg.sent] == ["SendMessage", "SendMediaGroup", "EditMessageText"]
+    assert tg.sent[-1][2] == "Drawing… 6 s"
+
+
+async def test_an_edit_gives_way_to_an_album_the_other_process_sends_to_that_chat(
+    time: VirtualTime,
+) -> None:
+    a, b = two_processes(time)
+    tg = Telegram(time)
+    await time.run(b(tg, None, album(PRIVATE)))
+    edit = EditMessageText(chat_id=PRIVATE, message_id=1, text="Drawing… 3 s")
+    (result,) = await time.run(a(tg, None, edit))
+    assert result == "ok"
+    (album_at, _, _), (edit_at, _, _) = tg.sent
+    # Process a never saw the album, yet its edit waited for the chat's next slot.
+    assert edit_at - album_at >= PRIVATE_INTERVAL - 1e-9

@@ -52,7 +52,12 @@ async def test_an_empty_database_gets_the_same_tables_and_indexes_as_sqlite(
     assert "job_pictures" in sqlite_tables
     # Only PostgreSQL has several processes, so only it keeps their leases and the button
     # presses they all see.
-    assert tables == sqlite_tables | {"schema_migrations", "bot_workers", "button_presses"}
+    assert tables == sqlite_tables | {
+        "schema_migrations",
+        "bot_workers",
+        "button_presses",
+        "send_slots",
+    }
     # The owner's look for Cancel pressed on another process reads only those rows.
     assert indexes == sqlite_indexes | {"jobs_pkey", "jobs_cancel_requested"}
 

@@ -38,6 +38,8 @@ class SqliteStorage:
         self.pictures = PictureRepository(db)
         # One process: a double tap is caught in memory (bot/telegram/debounce.py).
         self.presses = None
+        # One process: its own pacer alone sends for the bot (bot/telegram/pacing.py).
+        self.send_slots = None
 
     @property
     def location(self) -> str:

@@ -20,6 +20,7 @@ from bot.storage.records import (
     JobTimeline,
     NewJob,
     ProviderStats,
+    SendSlot,
     StoredImage,
     UserSettings,
 )
@@ -111,6 +112,16 @@ class PressStore(Protocol):
     async def first(self, key: str, window: float) -> bool: ...
 
 
+class SendSlotStore(Protocol):
+    """Telegram send slots shared by every process of a bot (PostgreSQL); see
+    bot/telegram/send_budget.py."""
+
+    async def take(
+        self, bot_id: int, chat: str, *, spacing: float, interval: float, only_if_free: bool
+    ) -> SendSlot: ...
+    async def live_processes(self, within: float) -> int: ...
+
+
 class JobClaims(Protocol):
     """Jobs claimed under a lease by any of several processes (PostgreSQL only)."""
 
@@ -143,6 +154,8 @@ class Storage(Protocol):
     pictures: PictureStore
     # None: one process, whose memory is enough to tell a double tap.
     presses: PressStore | None
+    # None: one process, whose own pacer alone sends for the bot (bot/telegram/pacing.py).
+    send_slots: SendSlotStore | None
 
     @property
     def location(self) -> str:

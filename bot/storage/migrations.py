@@ -189,6 +189,13 @@ MIGRATIONS: tuple[Migration, ...] = (
             "ALTER TABLE jobs ADD COLUMN cancel_requested_at REAL",
         ),
     ),
+    Migration(
+        7,
+        "Telegram send slots shared by processes (PostgreSQL; nothing to do here)",
+        # One process paces its own sends in memory (bot/telegram/pacing.py); the step is
+        # here so both engines count the same versions.
+        (),
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

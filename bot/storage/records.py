@@ -163,3 +163,18 @@ class ClaimLimits:
 
     max_in_flight: int
     per_user_active: int
+
+
+@dataclass(frozen=True, slots=True)
+class SendSlot:
+    """The answer to "may this bot send to this chat?": `taken` True means the slot is this
+    caller's and it sends in `wait` seconds; False means nothing was reserved (the chat's or,
+    for an edit, the bot's next slot belongs to someone else) and it asks again in `wait`.
+    `at` is the slot on the budget's own clock (the database's), for tests that check
+    spacing without the jitter of the answer's way back."""
+
+    wait: float
+    taken: bool
+    at: float
+    # Not taken because of the chat (its next slot is later), not the bot's rate.
+    chat_busy: bool = False

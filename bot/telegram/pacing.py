@@ -15,6 +15,11 @@ its slot instead:
 * an edit that is no longer current is dropped, not queued: a newer edit (or a deletion) of
   the same message while it waits makes it answer "message is not modified", which callers
   treat as done (the newer state is what Telegram will show).
+
+With several processes of one bot (PostgreSQL), `share(budget)` makes the slot itself come
+from a budget every process shares (bot/telegram/send_budget.py): this pacer still orders its
+own callers, then asks the budget for the slot it chose and waits for it. Without a budget
+(SQLite, one process) nothing else is asked.
 """
 
 from __future__ import annotations
@@ -38,6 +43,9 @@ from aiogram.methods.base import TelegramType
 if TYPE_CHECKING:
     from aiogram import Bot
     from aiogram.methods import Response
+
+    from bot.storage.records import SendSlot
+    from bot.telegram.send_budget import SendBudget
 
 BOT_RATE = 27.0
 PRIVATE_INTERVAL = 1.1
@@ -104,6 +112,15 @@ class SendPacer(BaseRequestMiddleware):
         self._lines: tuple[deque[asyncio.Event], deque[asyncio.Event]] = (deque(), deque())
         # (chat, message) -> number of the newest edit waiting; older ones are dropped.
         self._edits: dict[tuple[int | str, int], int] = {}
+        self._budget: SendBudget | None = None
+
+    @property
+    def bot_spacing(self) -> float:
+        return self._bot_spacing
+
+    def share(self, budget: SendBudget) -> None:
+        """Take every slot from `budget`, shared with the bot's other processes."""
+        self._budget = budget
 
     async def __call__(
         self,
@@ -151,8 +168,19 @@ class SendPacer(BaseRequestMiddleware):
                     # Chat and bot slot taken together, with no await in between.
                     self._bot_next = now + self._bot_spacing
                     self._reserve_chat(chat, now, now)
-                    self._wake_head()
-                    return
+                    if self._budget is None:
+                        self._wake_head()
+                        return
+                    try:
+                        slot = await self._budget.take(
+                            chat, self._interval(chat), only_if_free=False
+                        )
+                    except BaseException:
+                        self._wake_head()  # the next in line must not wait for a wake-up
+                        raise
+                    if await self._use(chat, slot):
+                        return
+                    continue
                 # Another message to this chat took the chat's slot meanwhile: wait again.
                 self._wake_head()
         finally:
@@ -225,14 +253,54 @@ class SendPacer(BaseRequestMiddleware):
                     wait = empty_at - now
                 elif chat_ready > now or self._bot_next > now:
                     wait = max(chat_ready, self._bot_next) - now
-                else:
+                elif self._budget is None:
+                    self._bot_next = now + self._bot_spacing
+                    self._reserve_chat(chat, now, now)
                     break
+                else:
+                    self._bot_next = now + self._bot_spacing
+                    self._reserve_chat(chat, now, now)
+                    # Only a slot free now: one another process keeps for a picture is its.
+                    slot = await self._budget.take(chat, self._interval(chat), only_if_free=True)
+                    if slot.taken:
+                        self._hold(chat, slot)
+                        if slot.wait > 0:
+                            await self._sleep(slot.wait)
+                        break
+                    # What the budget said holds for every caller here, not only this edit:
+                    # none of them asks again before then (each ask is a round trip).
+                    ready = self._clock() + max(slot.wait, self._bot_spacing)
+                    if slot.chat_busy:
+                        self._chat_next[chat] = ready
+                    else:
+                        self._chat_next[chat] = now  # not sent: the chat's slot stays free
+                        self._bot_next = max(self._bot_next, ready)
+                    wait = min(ready - self._clock(), max(0.0, given_up_at - self._clock()))
                 await self._sleep(wait)
-            self._bot_next = now + self._bot_spacing
-            self._reserve_chat(chat, now, now)
         finally:
             if self._edits.get(key) == number:
                 del self._edits[key]
+
+    async def _use(self, chat: int | str, slot: SendSlot) -> bool:
+        """Wait for the shared slot this caller asked for; False if none was given (another
+        process holds the chat's next slot): it waits for the chat again then."""
+        if not slot.taken:
+            self._chat_next[chat] = self._clock() + slot.wait
+            self._wake_head()
+            return False
+        self._hold(chat, slot)
+        self._wake_head()
+        if slot.wait > 0:
+            await self._sleep(slot.wait)
+        return True
+
+    def _hold(self, chat: int | str, slot: SendSlot) -> None:
+        # This process asks for its next slot only once this one has come: with one request
+        # ahead per process, the shared line stays short and this pacer's own order (pictures
+        # first) still decides who goes next here.
+        ready = self._clock() + slot.wait
+        self._bot_next = max(self._bot_next, ready)
+        self._chat_next[chat] = max(self._chat_next.get(chat, 0.0), ready + self._interval(chat))
 
     def _reserve_chat(self, chat: int | str, slot: float, now: float) -> None:
         self._chat_next[chat] = slot + self._interval(chat)

@@ -15,6 +15,7 @@ from bot.storage.postgres.leader import PostgresLeadership
 from bot.storage.postgres.migrations import migrate, schema_version
 from bot.storage.postgres.pictures_repo import PostgresPictureRepository
 from bot.storage.postgres.presses import PostgresPresses
+from bot.storage.postgres.send_slots import PostgresSendSlots
 from bot.storage.postgres.settings_repo import PostgresSettingsRepository
 from bot.storage.postgres.tokens import PostgresTokenStore
 
@@ -52,6 +53,7 @@ class PostgresStorage:
         self.tokens = PostgresTokenStore(pool)
         self.pictures = PostgresPictureRepository(pool)
         self.presses = PostgresPresses(pool)
+        self.send_slots = PostgresSendSlots(pool)
 
     @property
     def location(self) -> str:

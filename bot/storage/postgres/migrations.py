@@ -179,6 +179,65 @@ MIGRATIONS: tuple[Migration, ...] = (
             """,
         ),
     ),
+    Migration(
+        7,
+        "Telegram send slots shared by processes",
+        (
+            # The next free moment (epoch seconds on the database's clock) for a bot (chat
+            # '') and for each chat it sent to recently; swept when long past. UNLOGGED: a
+            # slot is worthless after a crash (the table comes back empty, every slot free),
+            # and a commit that wrote no WAL does not wait for a disk flush while it holds
+            # the bot's row lock, once per message sent.
+            """
+            CREATE UNLOGGED TABLE send_slots (
+                bot_id  BIGINT NOT NULL,
+                chat    TEXT   NOT NULL,
+                next_at DOUBLE PRECISION NOT NULL,
+                PRIMARY KEY (bot_id, chat)
+            )
+            """,
+            # One round trip per send. The bot's row lock orders every reservation of that
+            # bot; in plpgsql each statement reads afresh, so the chat row read after the
+            # lock is what the previous holder wrote. A slot is taken for the bot and the
+            # chat together (as the in-memory pacer does): a chat whose next slot is later
+            # than the bot's takes nothing, so it never holds back other chats' sends.
+            # Waits are relative to the database's clock: the processes' clocks never meet.
+            """
+            CREATE FUNCTION take_send_slot(
+                p_bot BIGINT, p_chat TEXT, p_spacing DOUBLE PRECISION,
+                p_interval DOUBLE PRECISION, p_only_if_free BOOLEAN,
+                OUT wait DOUBLE PRECISION, OUT taken BOOLEAN, OUT at DOUBLE PRECISION,
+                OUT chat_busy BOOLEAN
+            ) LANGUAGE plpgsql AS $$
+            DECLARE
+                v_now  DOUBLE PRECISION;
+                v_bot  DOUBLE PRECISION;
+                v_chat DOUBLE PRECISION;
+            BEGIN
+                INSERT INTO send_slots VALUES (p_bot, '', 0) ON CONFLICT DO NOTHING;
+                SELECT next_at INTO v_bot FROM send_slots
+                    WHERE bot_id = p_bot AND chat = '' FOR UPDATE;
+                v_now := extract(epoch FROM clock_timestamp());
+                SELECT next_at INTO v_chat FROM send_slots
+                    WHERE bot_id = p_bot AND chat = p_chat;
+                at := GREATEST(v_now, v_bot);
+                chat_busy := v_chat > at;
+                IF chat_busy THEN
+                    wait := v_chat - v_now; taken := FALSE; at := v_chat;
+                ELSIF p_only_if_free AND at > v_now THEN
+                    wait := at - v_now; taken := FALSE;
+                ELSE
+                    UPDATE send_slots SET next_at = at + p_spacing
+                        WHERE bot_id = p_bot AND chat = '';
+                    INSERT INTO send_slots VALUES (p_bot, p_chat, at + p_interval)
+                        ON CONFLICT (bot_id, chat) DO UPDATE SET next_at = excluded.next_at;
+                    wait := at - v_now; taken := TRUE;
+                END IF;
+            END
+            $$
+            """,
+        ),
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version
