@@ -69,6 +69,44 @@ async def test_a_leader_whose_session_dies_is_replaced_and_learns_it_lost(pg_url
         await second.close()
 
 
+class _DyingConnection:
+    """A leadership connection whose backend was killed while asyncpg was mid-query: the
+    server's goodbye leaves the protocol busy, so every call raises InternalClientError."""
+
+    async def fetchval(self, query: str, *args: object, **kwargs: object) -> object:
+        if "pg_try_advisory_lock" in query:
+            return True
+        raise asyncpg.exceptions.InternalClientError(
+            "cannot switch to state 11; another operation (2) is in progress"
+        )
+
+    async def execute(self, query: str, *args: object) -> str:
+        raise asyncpg.exceptions.InternalClientError("another operation is in progress")
+
+
+class _PoolOfOne:
+    def __init__(self) -> None:
+        self.released = 0
+
+    async def acquire(self) -> _DyingConnection:
+        return _DyingConnection()
+
+    async def release(self, conn: _DyingConnection) -> None:
+        self.released += 1
+        raise asyncpg.exceptions.InternalClientError("reset failed")
+
+
+async def test_a_leader_learns_it_lost_whatever_asyncpg_raises_for_the_dead_connection() -> None:
+    """Before: InternalClientError escaped watch() (the leader never learned it lost) and
+    release(), and the unreleased connection then held the pool's close() for good."""
+    pool = _PoolOfOne()
+    leader = PostgresLeadership(pool, [111], sleep=_yield)  # type: ignore[arg-type]
+    await leader.acquire()
+    await asyncio.wait_for(leader.watch(), timeout=10)
+    await leader.release()
+    assert pool.released == 1 and not leader.held
+
+
 async def test_two_polling_bots_on_one_database_never_conflict_and_the_standby_takes_over(
     tmp_path: Path, pg_url: str
 ) -> None:

@@ -168,3 +168,19 @@ def test_the_session_server_runs_as_a_user_postgres_accepts(pg_server: PostgresS
 
     assert pg_server.run_as == ("postgres" if os.geteuid() == 0 else None)
     assert (pg_server.root / "data" / "PG_VERSION").exists()
+
+
+async def test_a_connection_stuck_in_use_does_not_keep_the_process_from_stopping(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """asyncpg's pool.close() waits for every acquired connection however long: a stuck
+    one (the leadership connection after its backend was killed) hung a stop for good."""
+    from bot.storage.postgres import database
+
+    monkeypatch.setattr(database, "CLOSE_TIMEOUT", 0.05)
+    storage = await open_postgres(pg_url)
+    await storage.pool.acquire()  # never released
+    async with asyncio.timeout(30):
+        await storage.close()
+    assert storage.pool.is_closing()
+    assert "closed by force" in caplog.text

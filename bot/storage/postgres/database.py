@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
 from typing import Literal
@@ -28,6 +29,11 @@ POOL_MAX = 8
 # call (the caller reports or retries) rather than hang a handler forever.
 COMMAND_TIMEOUT = 30.0
 CONNECT_TIMEOUT = 10.0
+# pool.close() waits for every acquired connection to come back, however long; a connection
+# stuck in use (seen: the leadership connection after its backend was killed, the test
+# suite hung 300 s) must not keep the process from stopping. asyncpg terminates the pool
+# when close() is cancelled. 5 s: well inside a 30 s platform stop (Heroku's SIGKILL).
+CLOSE_TIMEOUT = 5.0
 
 
 def redact_url(url: str) -> str:
@@ -91,7 +97,13 @@ class PostgresStorage:
         if self._closed:
             return
         self._closed = True
-        await self._pool.close()
+        try:
+            await asyncio.wait_for(self._pool.close(), CLOSE_TIMEOUT)
+        except TimeoutError:
+            log.warning(
+                "database connections still in use after %.0f s at shutdown: closed by force",
+                CLOSE_TIMEOUT,
+            )
 
 
 async def open_postgres(url: str, *, run_migrations: bool = True) -> PostgresStorage:
