@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, replace
 from typing import TypeVar
@@ -50,6 +50,9 @@ Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
 T = TypeVar("T")
 UserKey = tuple[int, int]  # (bot id, user id): limits are per user of each bot
+# Status messages attached after their job was read (attach_status): normally a handful,
+# each until its job ends here; the rest are jobs another process ran. Oldest go first.
+LATE_STATUS_KEPT = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +124,8 @@ class JobRunner:
         # On a database shared by several processes (claiming.py): jobs are claimed from
         # the database by whichever process has room, not queued here.
         self._claimer: ClaimLoop | None = None
+        # Job id -> status message sent after the job was saved (and maybe already started).
+        self._late_status: OrderedDict[int, int] = OrderedDict()
 
     # -- public API -----------------------------------------------------------------
 
@@ -171,6 +176,24 @@ class JobRunner:
         job = await self._jobs.create(new, now=self._clock())
         self._log(job, "accepted")
         return Accepted(job, self._enqueue(job))
+
+    async def attach_status(self, job_id: int, message_id: int) -> bool:
+        """The job's status message went out after the job was saved (jobs are saved first,
+        so a process killed while that message waits for its send slot loses nothing).
+
+        False when the job finished before: nobody will edit or delete that message, so
+        the caller tidies it up. Otherwise whoever finishes the job sees the id (see
+        JobStore.set_status_message): this process at once, another from the database.
+        """
+        if not await self._jobs.set_status_message(job_id, message_id):
+            return False
+        waiting = self._waiting.get(job_id)
+        if waiting is not None:
+            self._waiting[job_id] = replace(waiting, status_message_id=message_id)
+        self._late_status[job_id] = message_id
+        while len(self._late_status) > LATE_STATUS_KEPT:
+            self._late_status.popitem(last=False)
+        return True
 
     async def accept_draft(
         self, job_id: int, model: str, *, status_message_id: int | None
@@ -336,6 +359,7 @@ class JobRunner:
 
     def _forget(self, job: JobRecord) -> None:
         self._tasks.pop(job.id, None)
+        self._late_status.pop(job.id, None)
         self._cancel_requested.discard(job.id)
         if job.id not in self._delivering and job.state is not JobState.DELIVERING:
             self._upstream -= 1
@@ -589,6 +613,7 @@ class JobRunner:
             job, "done", deliver_s=f"{now - since:.2f}", total_s=f"{now - job.created_at:.1f}"
         )
         if not self._cut:
+            job = await self._with_status(job, look_up=True)
             await self._notify_call(self._observer.after_delivery(job), job)
 
     async def _forget_pictures(self, job: JobRecord) -> None:
@@ -602,16 +627,36 @@ class JobRunner:
         await self._forget_pictures(job)
         self._log(job, "failed", kind=failure.kind.value, detail=failure.detail)
         if changed and not self._cut:
+            job = await self._with_status(job, look_up=True)
             await self._notify_call(self._observer.failed(job, failure), job)
 
     async def _finish_cancelled(self, job: JobRecord) -> None:
         if await self._jobs.mark_cancelled(job.id, now=self._clock()):
             await self._forget_pictures(job)
             self._log(job, "cancelled")
+            job = await self._with_status(job, look_up=True)
             await self._notify_call(self._observer.cancelled(job), job)
 
     async def _notify(self, job: JobRecord, progress: Progress) -> None:
+        job = await self._with_status(job)
         await self._notify_call(self._observer.progress(job, progress), job)
+
+    async def _with_status(self, job: JobRecord, *, look_up: bool = False) -> JobRecord:
+        """The job with its status message, if one was attached after the job was read.
+
+        `look_up`: once the job is finished, ask the database too (the message may have
+        been sent by another process); one read, and only for a job still without one."""
+        if job.status_message_id is not None or job.is_inline:
+            return job
+        message_id = self._late_status.get(job.id)
+        if message_id is None and look_up:
+            try:
+                saved = await self._jobs.get(job.id)
+            except Exception:
+                log.warning("job %s: could not read its status message", job.id, exc_info=True)
+                return job
+            message_id = saved.status_message_id if saved is not None else None
+        return job if message_id is None else replace(job, status_message_id=message_id)
 
     async def _notify_call(self, call: Awaitable[None], job: JobRecord) -> None:
         # A status message that cannot be edited must not fail the job it reports on.

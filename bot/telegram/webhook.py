@@ -15,12 +15,19 @@ from aiogram.types import Update
 from aiohttp import hdrs, web
 from pydantic import ValidationError
 
+from bot.telegram.update_ack import expect_saved
+
 log = logging.getLogger(__name__)
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 # A Telegram update is at most a few KiB (a 4,096-character message and its entities);
 # 1 MiB, aiohttp's default, refuses anything bigger with 413 before it is parsed.
 MAX_BODY_BYTES = 1024**2
 HealthCheck = Callable[[], Awaitable[tuple[bool, dict[str, Any]]]]
+# The longest an answer waits for its update to be saved (bot/telegram/update_ack.py). A
+# job is saved in milliseconds; what takes longer is an update that saves nothing and
+# answers the user, waiting for its send slot (under load about a second per message in
+# one chat). Telegram takes a slow answer as a failed one and sends the update again.
+SAVED_WITHIN = 10.0
 
 
 def webhook_path(prefix: str, bot: Bot) -> str:
@@ -30,7 +37,9 @@ def webhook_path(prefix: str, bot: Bot) -> str:
 
 class UpdateReceiver:
     """Takes Telegram's POSTs for one bot and feeds them to the dispatcher in the
-    background, answering at once (Telegram retries a slow or failed answer).
+    background, answering once the update is saved (a job) or handled (anything else),
+    whichever comes first: Telegram never sends an answered update again, and a slow
+    answer is taken for a failed one.
 
     `slots` caps the updates being handled at once, shared by every bot's receiver as
     polling's limit is: while all are taken, Telegram's request waits for one, and the rest
@@ -44,6 +53,7 @@ class UpdateReceiver:
         self._secret = secret
         self._slots = slots
         self._tasks: set[asyncio.Task[Any]] = set()
+        self.saved_within = SAVED_WITHIN
 
     async def handle(self, request: web.Request) -> web.Response:
         if not _holds_secret(request, self._secret):
@@ -76,16 +86,23 @@ class UpdateReceiver:
             # it now too would answer the user twice.
             self._slots.release()
             return web.json_response({"ok": False, "error": "busy"}, status=503)
+        saved: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         try:
-            task = asyncio.create_task(self._feed(update))
+            task = asyncio.create_task(self._feed(update, saved))
         except BaseException:
             self._slots.release()
             raise
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        # A failed handler is answered 200 as well: it was logged, and the same update
+        # again would fail the same way.
+        await asyncio.wait(
+            {saved, task}, timeout=self.saved_within, return_when=asyncio.FIRST_COMPLETED
+        )
         return web.json_response({"ok": True})
 
-    async def _feed(self, update: Update) -> None:
+    async def _feed(self, update: Update, saved: asyncio.Future[None]) -> None:
+        expect_saved(saved)
         try:
             await self._dispatcher.feed_update(self._bot, update)
         except Exception:
