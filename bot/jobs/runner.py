@@ -613,7 +613,7 @@ class JobRunner:
             job, "done", deliver_s=f"{now - since:.2f}", total_s=f"{now - job.created_at:.1f}"
         )
         if not self._cut:
-            job = await self._with_status(job, look_up=True)
+            job = await self._with_saved_status(job)
             await self._notify_call(self._observer.after_delivery(job), job)
 
     async def _forget_pictures(self, job: JobRecord) -> None:
@@ -627,36 +627,42 @@ class JobRunner:
         await self._forget_pictures(job)
         self._log(job, "failed", kind=failure.kind.value, detail=failure.detail)
         if changed and not self._cut:
-            job = await self._with_status(job, look_up=True)
+            job = await self._with_saved_status(job)
             await self._notify_call(self._observer.failed(job, failure), job)
 
     async def _finish_cancelled(self, job: JobRecord) -> None:
         if await self._jobs.mark_cancelled(job.id, now=self._clock()):
             await self._forget_pictures(job)
             self._log(job, "cancelled")
-            job = await self._with_status(job, look_up=True)
+            job = await self._with_saved_status(job)
             await self._notify_call(self._observer.cancelled(job), job)
 
     async def _notify(self, job: JobRecord, progress: Progress) -> None:
-        job = await self._with_status(job)
+        job = self._with_status(job)
         await self._notify_call(self._observer.progress(job, progress), job)
 
-    async def _with_status(self, job: JobRecord, *, look_up: bool = False) -> JobRecord:
-        """The job with its status message, if one was attached after the job was read.
-
-        `look_up`: once the job is finished, ask the database too (the message may have
-        been sent by another process); one read, and only for a job still without one."""
+    def _with_status(self, job: JobRecord) -> JobRecord:
+        """The job with its status message, if this process attached one after the job
+        was read (attach_status)."""
         if job.status_message_id is not None or job.is_inline:
             return job
         message_id = self._late_status.get(job.id)
-        if message_id is None and look_up:
-            try:
-                saved = await self._jobs.get(job.id)
-            except Exception:
-                log.warning("job %s: could not read its status message", job.id, exc_info=True)
-                return job
-            message_id = saved.status_message_id if saved is not None else None
         return job if message_id is None else replace(job, status_message_id=message_id)
+
+    async def _with_saved_status(self, job: JobRecord) -> JobRecord:
+        """The same once the job is finished, asking the database too: another process may
+        have sent the message. One read, and only for a job still without one."""
+        job = self._with_status(job)
+        if job.status_message_id is not None or job.is_inline:
+            return job
+        try:
+            saved = await self._jobs.get(job.id)
+        except Exception:
+            log.warning("job %s: could not read its status message", job.id, exc_info=True)
+            return job
+        if saved is None or saved.status_message_id is None:
+            return job
+        return replace(job, status_message_id=saved.status_message_id)
 
     async def _notify_call(self, call: Awaitable[None], job: JobRecord) -> None:
         # A status message that cannot be edited must not fail the job it reports on.
