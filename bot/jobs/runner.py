@@ -448,8 +448,8 @@ class JobRunner:
                 self._providers.breaker(route.provider.name).failure(refused=down.refused)
                 self._log(job, "provider_down", provider=route.provider.name, detail=down.detail)
                 last = down
-            except _AtProvider:
-                raise
+            except (_AtProvider, TransitionLostError):
+                raise  # TransitionLostError: another process runs the job, no failure
             except Exception as error:
                 # The job reached this provider: its failure is told in this provider's terms.
                 raise _AtProvider(route.provider, error) from error
