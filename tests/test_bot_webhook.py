@@ -220,7 +220,9 @@ class _Dispatcher:
 
 
 @contextlib.asynccontextmanager
-async def _webhook_server(dispatcher: _Dispatcher, concurrency: int) -> Any:
+async def _webhook_server(
+    dispatcher: _Dispatcher, concurrency: int, opened: asyncio.Event | None = None
+) -> Any:
     bot = Bot("123456:" + "A" * 35)
     app, receivers = build_web_app(
         dispatcher,  # type: ignore[arg-type]
@@ -229,6 +231,7 @@ async def _webhook_server(dispatcher: _Dispatcher, concurrency: int) -> Any:
         secret=SECRET,
         health=lambda: _healthy(),
         concurrency=concurrency,
+        opened=opened,
     )
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
@@ -306,6 +309,30 @@ async def test_telegram_is_answered_once_the_update_is_saved_not_when_it_arrives
             dispatcher.release.set()
             await receivers[0].drain(within=5)
     assert sorted(dispatcher.finished) == [1, 2, 3]
+
+
+async def test_updates_arriving_while_the_bot_starts_wait_until_it_runs_jobs() -> None:
+    # Handled before the claim loop existed, a job ran in the process that took it and was
+    # claimed by another too: submitted twice (the kill-one bench, one job in 600).
+    dispatcher = _Dispatcher()
+    dispatcher.release.set()
+    opened = asyncio.Event()
+    async with (
+        _webhook_server(dispatcher, concurrency=3, opened=opened) as (url, receivers),
+        aiohttp.ClientSession() as http,
+        asyncio.timeout(10),
+    ):
+        health = await http.get(url.rsplit("/telegram", 1)[0] + "/healthz")
+        assert health.status == 200, "the server answers health checks while starting"
+        posted = asyncio.create_task(
+            http.post(url, json={"update_id": 1}, headers={SECRET_HEADER: SECRET})
+        )
+        await asyncio.sleep(0.05)  # a moment for a wrong early handling to happen
+        assert dispatcher.finished == [] and not posted.done()
+        opened.set()
+        assert (await posted).status == 200
+        await receivers[0].drain(within=5)
+    assert dispatcher.finished == [1]
 
 
 async def test_a_webhook_imagine_is_saved_before_telegram_is_answered(tmp_path: Path) -> None:

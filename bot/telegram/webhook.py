@@ -46,9 +46,15 @@ class UpdateReceiver:
     of the updates wait at Telegram, in order."""
 
     def __init__(
-        self, dispatcher: Dispatcher, bot: Bot, secret: str, slots: asyncio.Semaphore
+        self,
+        dispatcher: Dispatcher,
+        bot: Bot,
+        secret: str,
+        slots: asyncio.Semaphore,
+        opened: asyncio.Event,
     ) -> None:
         self._dispatcher = dispatcher
+        self._opened = opened
         self._bot = bot
         self._secret = secret
         self._slots = slots
@@ -80,6 +86,10 @@ class UpdateReceiver:
             # covers bad JSON and bad UTF-8; RecursionError, JSON nested 100,000 deep.
             log.warning("webhook: refused a malformed update (%s)", type(error).__name__)
             return web.json_response({"ok": False, "error": "malformed update"}, status=400)
+        # Not before the jobs can be run as they will be (claimed on a shared database): one
+        # accepted earlier ran here and was claimed by another process as well, submitted
+        # twice (the kill-one bench). Telegram's request waits, unanswered, meanwhile.
+        await self._opened.wait()
         await self._slots.acquire()
         if request.transport is None or request.transport.is_closing():
             # Telegram gave up waiting for a slot and will send this update again: handling
@@ -126,12 +136,18 @@ def build_web_app(
     secret: str,
     health: HealthCheck,
     concurrency: int,
+    opened: asyncio.Event | None = None,
 ) -> tuple[web.Application, list[UpdateReceiver]]:
+    """`opened`: updates wait for it (the server listens, and /healthz answers, while the
+    bot starts); None, at once."""
     app = web.Application(client_max_size=MAX_BODY_BYTES)
     receivers = []
     slots = asyncio.Semaphore(concurrency)
+    if opened is None:
+        opened = asyncio.Event()
+        opened.set()
     for bot in bots:
-        receiver = UpdateReceiver(dispatcher, bot, secret, slots)
+        receiver = UpdateReceiver(dispatcher, bot, secret, slots, opened)
         app.router.add_post(webhook_path(prefix, bot), receiver.handle)
         receivers.append(receiver)
 
