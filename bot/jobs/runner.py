@@ -126,6 +126,8 @@ class JobRunner:
         self._claimer: ClaimLoop | None = None
         # Job id -> status message sent after the job was saved (and maybe already started).
         self._late_status: OrderedDict[int, int] = OrderedDict()
+        # Saved, waiting for release() (accept with hold): each for one status message send.
+        self._held: dict[int, JobRecord] = {}
 
     # -- public API -----------------------------------------------------------------
 
@@ -162,8 +164,13 @@ class JobRunner:
         """Seconds the user must wait before another job, or None if they may start one."""
         return self._rate.retry_after((bot_id, user_id), self._clock())
 
-    async def accept(self, new: NewJob) -> Accepted:
-        """Save a new job and queue it. Raises RateLimited before anything is saved."""
+    async def accept(self, new: NewJob, *, hold: bool = False) -> Accepted:
+        """Save a new job and queue it. Raises RateLimited before anything is saved.
+
+        `hold`: in one process, run it only after release() (its status message is being
+        sent: an album before it, or ARTA's work for a chat that blocked the bot, would be
+        wasted); a restart runs it all the same. On a shared database the job is claimed
+        as every job is, and `hold` changes nothing."""
         self._take_rate_slot(new.bot_id, new.user_id)
         if self._claimer is not None:
             created = await self._claimer.claims.create(
@@ -175,7 +182,20 @@ class JobRunner:
             return await self._claimed(created)
         job = await self._jobs.create(new, now=self._clock())
         self._log(job, "accepted")
+        if hold:
+            self._held[job.id] = job
+            return Accepted(job, None)
         return Accepted(job, self._enqueue(job))
+
+    def release(self, job_id: int) -> int | None:
+        """Queue a job accepted with `hold`; its place in the queue, None if it started."""
+        job = self._held.pop(job_id, None)
+        if job is None:
+            return None
+        status = self._late_status.get(job_id)
+        if status is not None:
+            job = replace(job, status_message_id=status)
+        return self._enqueue(job)
 
     async def attach_status(self, job_id: int, message_id: int) -> bool:
         """The job's status message went out after the job was saved (jobs are saved first,
@@ -258,6 +278,10 @@ class JobRunner:
 
     async def cancel(self, job_id: int) -> bool:
         """Cancel a waiting or running job; False when it is finished or already sending."""
+        held = self._held.pop(job_id, None)
+        if held is not None:
+            await self._finish_cancelled(held)
+            return True
         if job_id in self._waiting:
             job = self._waiting.pop(job_id)
             self._queue.remove(job_id)

@@ -9,7 +9,7 @@ from contextlib import suppress
 from dataclasses import replace
 
 from aiogram import Bot
-from aiogram.exceptions import TelegramAPIError
+from aiogram.exceptions import TelegramAPIError, TelegramForbiddenError
 from aiogram.types import InlineKeyboardMarkup, Message
 
 from bot.jobs.observer import Progress, Stage
@@ -79,20 +79,31 @@ class JobStarter:
         # (seconds under load), and a process killed meanwhile lost every such job (112-120
         # of 600 in issue 11's kill-one bench). Saved, another process runs it.
         try:
-            accepted = await self._runner.accept(_new_job(origin, params))
+            accepted = await self._runner.accept(_new_job(origin, params), hold=True)
         except RateLimited as limited:
             await self._show(bot, origin, status, texts.rate_limited(limited.retry_after), None)
             return None
         update_saved()
-        status = await self._show(bot, origin, status, texts.accepted(params.model), None)
-        job = replace(accepted.job, status_message_id=status.message_id)
-        if not await self._runner.attach_status(job.id, status.message_id):
-            # Finished before its status went out (the album or the failure is in the chat
-            # already): nobody else knows of this message, so it goes.
+        job = accepted.job
+        try:
+            status = await self._show(bot, origin, status, texts.accepted(params.model), None)
+        except TelegramForbiddenError:
+            # Blocked by the user (or removed from the chat): nobody to draw for.
+            await self._runner.cancel(job.id)
+            raise
+        except BaseException:
+            self._runner.release(job.id)  # saved: it runs, without a status message
+            raise
+        job = replace(job, status_message_id=status.message_id)
+        attached = await self._runner.attach_status(job.id, status.message_id)
+        position = self._runner.release(job.id)
+        if not attached:
+            # Finished before its status went out (another process ran it, and the album or
+            # the failure is in the chat already): nobody else knows of this message.
             with suppress(TelegramAPIError):
                 await bot.delete_message(status.chat.id, status.message_id)
             return job
-        await self._show_accepted(job, accepted.position)
+        await self._show_accepted(job, position if position is not None else accepted.position)
         return job
 
     async def start_inline(
