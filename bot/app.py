@@ -299,6 +299,7 @@ class BotApp:
         webhook = self.config.webhook
         # Without a configured secret, a fresh one each start: set_webhook sends it anew.
         secret = webhook.secret.get_secret_value() or secrets.token_urlsafe(32)
+        opened = asyncio.Event()
         web_app, receivers = build_web_app(
             self.dispatcher,
             self.bots,
@@ -306,6 +307,7 @@ class BotApp:
             secret=secret,
             health=self.served_health,
             concurrency=UPDATE_CONCURRENCY,
+            opened=opened,
         )
         # lingering_time=0: the body of a refused request is not read after the answer (by
         # default aiohttp reads it for 10 s, inflating a gzip bomb and logging a traceback
@@ -320,6 +322,7 @@ class BotApp:
             self.web_addresses = list(web_runner.addresses)
             log.info("webhook server listening on %s:%s", webhook.host, self.web_port)
             await self.start_services()
+            opened.set()
             allowed = self.dispatcher.resolve_used_update_types()
             for bot in self.bots:
                 url = webhook.base_url.rstrip("/") + webhook_path(webhook.path_prefix, bot)

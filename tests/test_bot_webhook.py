@@ -20,6 +20,7 @@ from bot.storage import Database
 from bot.storage.jobs_repo import JobRepository
 from bot.storage.records import JobState
 from bot.telegram import texts
+from bot.telegram.update_ack import update_saved
 from bot.telegram.webhook import SECRET_HEADER, UpdateReceiver, build_web_app
 from tests.bot_steps import said
 from tests.harness import SECOND_TOKEN, TOKEN, Stack, running_bot
@@ -191,15 +192,20 @@ class _Dispatcher:
     """Stands in for aiogram's dispatcher: counts updates being handled, holds them until
     released, and fails the updates it is told to."""
 
-    def __init__(self, failing: frozenset[int] = frozenset()) -> None:
+    def __init__(
+        self, failing: frozenset[int] = frozenset(), saving: frozenset[int] = frozenset()
+    ) -> None:
         self.running = 0
         self.most_at_once = 0
         self.finished: list[int] = []
         self.release = asyncio.Event()
         self.changed = asyncio.Condition()
         self._failing = failing
+        self._saving = saving
 
     async def feed_update(self, bot: object, update: Any) -> None:
+        if update.update_id in self._saving:
+            update_saved()  # as the job starter does once the job is in the database
         self.running += 1
         self.most_at_once = max(self.most_at_once, self.running)
         async with self.changed:
@@ -214,7 +220,9 @@ class _Dispatcher:
 
 
 @contextlib.asynccontextmanager
-async def _webhook_server(dispatcher: _Dispatcher, concurrency: int) -> Any:
+async def _webhook_server(
+    dispatcher: _Dispatcher, concurrency: int, opened: asyncio.Event | None = None
+) -> Any:
     bot = Bot("123456:" + "A" * 35)
     app, receivers = build_web_app(
         dispatcher,  # type: ignore[arg-type]
@@ -223,6 +231,7 @@ async def _webhook_server(dispatcher: _Dispatcher, concurrency: int) -> Any:
         secret=SECRET,
         health=lambda: _healthy(),
         concurrency=concurrency,
+        opened=opened,
     )
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
@@ -264,6 +273,87 @@ async def test_webhook_handles_at_most_the_polling_cap_of_updates_at_once() -> N
         await receivers[0].drain(within=5)
     assert dispatcher.most_at_once == 3
     assert sorted(dispatcher.finished) == list(range(1, 11))
+
+
+async def test_telegram_is_answered_once_the_update_is_saved_not_when_it_arrives() -> None:
+    # Telegram never sends an answered update again: answered before its job was saved, a
+    # process killed meanwhile lost it (issue 11: 112-120 of 600 /imagine).
+    dispatcher = _Dispatcher(saving=frozenset({1}))
+    async with (
+        _webhook_server(dispatcher, concurrency=3) as (url, receivers),
+        aiohttp.ClientSession() as http,
+    ):
+        # An update that saves nothing is answered when handled, or after saved_within.
+        receivers[0].saved_within = 3600.0
+
+        async def post(update_id: int) -> int:
+            response = await http.post(
+                url, json={"update_id": update_id}, headers={SECRET_HEADER: SECRET}
+            )
+            return response.status
+
+        async with asyncio.timeout(10):
+            assert await post(1) == 200, "saved: answered though its handler still runs"
+            unsaved = asyncio.create_task(post(2))
+            async with dispatcher.changed:
+                await dispatcher.changed.wait_for(lambda: dispatcher.running == 2)
+            await asyncio.sleep(0.05)  # a moment for a wrong early answer to arrive
+            assert not unsaved.done(), "answered before anything was saved"
+            dispatcher.release.set()
+            assert await unsaved == 200
+            await receivers[0].drain(within=5)
+        receivers[0].saved_within = 0.0
+        dispatcher.release.clear()
+        async with asyncio.timeout(10):
+            assert await post(3) == 200, "a handler that takes long is answered after the cap"
+            dispatcher.release.set()
+            await receivers[0].drain(within=5)
+    assert sorted(dispatcher.finished) == [1, 2, 3]
+
+
+async def test_updates_arriving_while_the_bot_starts_wait_until_it_runs_jobs() -> None:
+    # Handled before the claim loop existed, a job ran in the process that took it and was
+    # claimed by another too: submitted twice (the kill-one bench, one job in 600).
+    dispatcher = _Dispatcher()
+    dispatcher.release.set()
+    opened = asyncio.Event()
+    async with (
+        _webhook_server(dispatcher, concurrency=3, opened=opened) as (url, receivers),
+        aiohttp.ClientSession() as http,
+        asyncio.timeout(10),
+    ):
+        health = await http.get(url.rsplit("/telegram", 1)[0] + "/healthz")
+        assert health.status == 200, "the server answers health checks while starting"
+        posted = asyncio.create_task(
+            http.post(url, json={"update_id": 1}, headers={SECRET_HEADER: SECRET})
+        )
+        await asyncio.sleep(0.05)  # a moment for a wrong early handling to happen
+        assert dispatcher.finished == [] and not posted.done()
+        opened.set()
+        assert (await posted).status == 200
+        await receivers[0].drain(within=5)
+    assert dispatcher.finished == [1]
+
+
+async def test_a_webhook_imagine_is_saved_before_telegram_is_answered(tmp_path: Path) -> None:
+    async with running_bot(tmp_path, mode="webhook", webhook=WEBHOOK) as stack:
+        user = stack.user()
+        chat = stack.tg.private_chat(user)
+        message = stack.tg.send_text(stack.bot, chat, user, "/imagine a held fox --model flux")
+        # The "accepted" message waits, as it does for its send slot under load.
+        stack.tg.hold("sendMessage")
+        try:
+            async with aiohttp.ClientSession() as http, asyncio.timeout(10):
+                response = await http.post(
+                    _url(stack), json=_take_update(stack), headers={SECRET_HEADER: SECRET}
+                )
+            assert response.status == 200
+            job = await stack.app.jobs.find_by_request(stack.bot.id, chat.id, message.message_id)
+            assert job is not None, "answered 200 with the job not saved: a kill loses it"
+            assert job.params.prompt == "a held fox"
+        finally:
+            stack.tg.release("sendMessage")
+        await stack.wait_album(chat)
 
 
 async def test_a_failing_webhook_handler_is_logged_once(

@@ -101,6 +101,58 @@ async def test_a_resumable_service_is_followed_by_record_id_and_its_pictures_del
     await runner.stop()
 
 
+async def test_a_status_message_sent_by_another_process_mid_job_is_tidied_by_the_finisher(
+    rig: Rig,
+) -> None:
+    # Jobs are saved before their status message goes out, so a process may claim one
+    # without it; the message attached meanwhile (by the process that took the request)
+    # is still the one removed under the album, and once the job is finished nobody
+    # attaches one (its sender removes it itself).
+    runner = rig.runner()
+    rig.first.hold("a fox")
+    accepted = await runner.accept(job_for("a fox"))
+    assert accepted.job.status_message_id is None
+    await _until_state(rig.jobs, accepted.job.id, JobState.SUBMITTED)
+    assert await rig.jobs.set_status_message(accepted.job.id, 4242)
+    rig.first.release("a fox")
+    await rig.settled(runner, accepted.job.id)
+    assert [job.status_message_id for job in rig.observer.after_delivery_jobs] == [4242]
+    assert not await runner.attach_status(accepted.job.id, 4343)
+    await runner.stop()
+
+
+class _MovedOnElsewhere:
+    """A job store where every job is moved on by another process just before this one
+    writes its record id (the guarded transition loses)."""
+
+    def __init__(self, jobs: JobStore) -> None:
+        self._jobs = jobs
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._jobs, name)
+
+    async def mark_submitted(self, *args: object, **kwargs: object) -> bool:
+        return False
+
+
+async def test_a_job_another_process_moved_on_is_left_to_it_not_failed_as_a_crash(
+    rig: Rig, caplog: pytest.LogCaptureFixture
+) -> None:
+    real = rig.jobs
+    rig.jobs = _MovedOnElsewhere(real)  # type: ignore[assignment]
+    runner = rig.runner()
+    accepted = await runner.accept(job_for("a fox"))
+    task = runner._tasks.get(accepted.job.id)
+    if task is not None:
+        await asyncio.wait({task}, timeout=5)
+    assert not runner.is_active(accepted.job.id)
+    assert rig.observer.failures == {}, "the user is told nothing: the other process owns it"
+    job = await real.get(accepted.job.id)
+    assert job is not None and job.state is JobState.QUEUED
+    assert "crashed" not in caplog.text
+    await runner.stop()
+
+
 async def test_pictures_that_came_as_bytes_wait_in_the_store_and_are_gone_after_delivery(
     rig: Rig,
 ) -> None:

@@ -32,6 +32,8 @@ class RecordingObserver:
     # Deliveries wait on this when set, to hold a job in the delivering state.
     gate: asyncio.Event | None = None
     delivery_started: asyncio.Event = field(default_factory=asyncio.Event)
+    # The jobs as after_delivery saw them (the status message it tidies up).
+    after_delivery_jobs: list[JobRecord] = field(default_factory=list)
 
     async def progress(self, job: JobRecord, progress: Progress) -> None:
         self.progress_seen[job.id].append(progress)
@@ -46,7 +48,7 @@ class RecordingObserver:
         self.ended[job.id].set()
 
     async def after_delivery(self, job: JobRecord) -> None:
-        pass
+        self.after_delivery_jobs.append(job)
 
     async def failed(self, job: JobRecord, failure: JobFailure) -> None:
         self.failures[job.id] = failure

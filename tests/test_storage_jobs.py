@@ -97,6 +97,19 @@ async def test_the_status_message_is_remembered_for_edits_after_a_restart(
     assert (await _get(repo, job.id)).status_message_id == 777
 
 
+async def test_a_status_message_arriving_after_the_job_finished_is_not_attached(
+    repo: JobStore,
+) -> None:
+    # Jobs are saved before their status message goes out: one that finished first was
+    # finished by someone who never knew of the message, so its sender has to tidy it up.
+    running = await repo.create(new_job(), now=1.0)
+    assert await repo.set_status_message(running.id, 777)
+    finished = await repo.create(new_job(), now=1.0)
+    assert await repo.mark_failed(finished.id, "failed", "no", now=2.0)
+    assert not await repo.set_status_message(finished.id, 778)
+    assert (await _get(repo, finished.id)).status_message_id is None
+
+
 async def test_a_job_moves_through_its_whole_life(repo: JobStore) -> None:
     job = await repo.create(new_job(), now=100.0)
     assert await repo.mark_submitted(job.id, "rec-1", now=101.0)

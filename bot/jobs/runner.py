@@ -50,6 +50,9 @@ Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
 T = TypeVar("T")
 UserKey = tuple[int, int]  # (bot id, user id): limits are per user of each bot
+# Status messages attached after their job was read (attach_status): normally a handful,
+# each until its job ends here; the rest are jobs another process ran. Oldest go first.
+LATE_STATUS_KEPT = 1000
 
 # Jobs accepted here that wait in a shared database, whose place in line this process
 # keeps showing (claims mode). Each user may start per_user_per_minute (6) jobs a minute,
@@ -128,6 +131,10 @@ class JobRunner:
         # On a database shared by several processes (claiming.py): jobs are claimed from
         # the database by whichever process has room, not queued here.
         self._claimer: ClaimLoop | None = None
+        # Job id -> status message sent after the job was saved (and maybe already started).
+        self._late_status: OrderedDict[int, int] = OrderedDict()
+        # Saved, waiting for release() (accept with hold): each for one status message send.
+        self._held: dict[int, JobRecord] = {}
 
     # -- public API -----------------------------------------------------------------
 
@@ -180,8 +187,13 @@ class JobRunner:
         """Seconds the user must wait before another job, or None if they may start one."""
         return self._rate.retry_after((bot_id, user_id), self._clock())
 
-    async def accept(self, new: NewJob) -> Accepted:
-        """Save a new job and queue it. Raises RateLimited before anything is saved."""
+    async def accept(self, new: NewJob, *, hold: bool = False) -> Accepted:
+        """Save a new job and queue it. Raises RateLimited before anything is saved.
+
+        `hold`: in one process, run it only after release() (its status message is being
+        sent: an album before it, or ARTA's work for a chat that blocked the bot, would be
+        wasted); a restart runs it all the same. On a shared database the job is claimed
+        as every job is, and `hold` changes nothing."""
         self._take_rate_slot(new.bot_id, new.user_id)
         if self._claimer is not None:
             created = await self._claimer.claims.create(
@@ -193,7 +205,38 @@ class JobRunner:
             return await self._claimed(created)
         job = await self._jobs.create(new, now=self._clock())
         self._log(job, "accepted")
+        if hold:
+            self._held[job.id] = job
+            return Accepted(job, None)
         return Accepted(job, self._enqueue(job))
+
+    def release(self, job_id: int) -> int | None:
+        """Queue a job accepted with `hold`; its place in the queue, None if it started."""
+        job = self._held.pop(job_id, None)
+        if job is None:
+            return None
+        status = self._late_status.get(job_id)
+        if status is not None:
+            job = replace(job, status_message_id=status)
+        return self._enqueue(job)
+
+    async def attach_status(self, job_id: int, message_id: int) -> bool:
+        """The job's status message went out after the job was saved (jobs are saved first,
+        so a process killed while that message waits for its send slot loses nothing).
+
+        False when the job finished before: nobody will edit or delete that message, so
+        the caller tidies it up. Otherwise whoever finishes the job sees the id (see
+        JobStore.set_status_message): this process at once, another from the database.
+        """
+        if not await self._jobs.set_status_message(job_id, message_id):
+            return False
+        waiting = self._waiting.get(job_id)
+        if waiting is not None:
+            self._waiting[job_id] = replace(waiting, status_message_id=message_id)
+        self._late_status[job_id] = message_id
+        while len(self._late_status) > LATE_STATUS_KEPT:
+            self._late_status.popitem(last=False)
+        return True
 
     async def accept_draft(
         self, job_id: int, model: str, *, status_message_id: int | None
@@ -268,6 +311,10 @@ class JobRunner:
 
     async def cancel(self, job_id: int) -> bool:
         """Cancel a waiting or running job; False when it is finished or already sending."""
+        held = self._held.pop(job_id, None)
+        if held is not None:
+            await self._finish_cancelled(held)
+            return True
         if job_id in self._waiting:
             job = self._waiting.pop(job_id)
             self._queue.remove(job_id)
@@ -383,6 +430,7 @@ class JobRunner:
 
     def _forget(self, job: JobRecord) -> None:
         self._tasks.pop(job.id, None)
+        self._late_status.pop(job.id, None)
         self._cancel_requested.discard(job.id)
         if job.id not in self._delivering and job.state is not JobState.DELIVERING:
             self._upstream -= 1
@@ -669,6 +717,7 @@ class JobRunner:
             job, "done", deliver_s=f"{now - since:.2f}", total_s=f"{now - job.created_at:.1f}"
         )
         if not self._cut:
+            job = await self._with_saved_status(job)
             await self._notify_call(self._observer.after_delivery(job), job)
 
     async def _forget_pictures(self, job: JobRecord) -> None:
@@ -682,16 +731,42 @@ class JobRunner:
         await self._forget_pictures(job)
         self._log(job, "failed", kind=failure.kind.value, detail=failure.detail)
         if changed and not self._cut:
+            job = await self._with_saved_status(job)
             await self._notify_call(self._observer.failed(job, failure), job)
 
     async def _finish_cancelled(self, job: JobRecord) -> None:
         if await self._jobs.mark_cancelled(job.id, now=self._clock()):
             await self._forget_pictures(job)
             self._log(job, "cancelled")
+            job = await self._with_saved_status(job)
             await self._notify_call(self._observer.cancelled(job), job)
 
     async def _notify(self, job: JobRecord, progress: Progress) -> None:
+        job = self._with_status(job)
         await self._notify_call(self._observer.progress(job, progress), job)
+
+    def _with_status(self, job: JobRecord) -> JobRecord:
+        """The job with its status message, if this process attached one after the job
+        was read (attach_status)."""
+        if job.status_message_id is not None or job.is_inline:
+            return job
+        message_id = self._late_status.get(job.id)
+        return job if message_id is None else replace(job, status_message_id=message_id)
+
+    async def _with_saved_status(self, job: JobRecord) -> JobRecord:
+        """The same once the job is finished, asking the database too: another process may
+        have sent the message. One read, and only for a job still without one."""
+        job = self._with_status(job)
+        if job.status_message_id is not None or job.is_inline:
+            return job
+        try:
+            saved = await self._jobs.get(job.id)
+        except Exception:
+            log.warning("job %s: could not read its status message", job.id, exc_info=True)
+            return job
+        if saved is None or saved.status_message_id is None:
+            return job
+        return replace(job, status_message_id=saved.status_message_id)
 
     async def _notify_call(self, call: Awaitable[None], job: JobRecord) -> None:
         # A status message that cannot be edited must not fail the job it reports on.

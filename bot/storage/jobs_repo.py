@@ -124,9 +124,12 @@ class JobRepository:
         row = next(iter(rows), None)
         return None if row is None else _job_from_row(row)
 
-    async def set_status_message(self, job_id: int, message_id: int) -> None:
-        """Remember which message shows the job's progress (needed to edit it after a restart)."""
-        await self._update(job_id, "status_message_id = ?", (message_id,))
+    async def set_status_message(self, job_id: int, message_id: int) -> bool:
+        """Remember which message shows the job's progress (needed to edit it after a
+        restart); False once the job is finished. See JobStore.set_status_message."""
+        return await self._update(
+            job_id, "status_message_id = ?", (message_id,), from_states=_CANCELLABLE
+        )
 
     async def mark_queued(self, job_id: int, model: str, *, now: float) -> bool:
         """DRAFT → QUEUED with the model picked; False if it was no longer a draft.

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import replace
 
 from aiogram import Bot
+from aiogram.exceptions import TelegramAPIError, TelegramForbiddenError
 from aiogram.types import InlineKeyboardMarkup, Message
 
 from bot.jobs.observer import Progress, Stage
@@ -18,6 +20,7 @@ from bot.telegram import keyboards, texts
 from bot.telegram.job_observer import TelegramJobObserver, edit_inline
 from bot.telegram.model_menu import ModelMenu
 from bot.telegram.origin import Origin
+from bot.telegram.update_ack import update_saved
 
 
 class JobStarter:
@@ -41,6 +44,8 @@ class JobStarter:
     ) -> JobRecord:
         """Save the request as a draft and show the model picker for it."""
         draft = await self._jobs.create_draft(_new_job(origin, params), now=self._clock())
+        # Not update_saved() yet: a draft nobody is shown is no answer; killed before the
+        # picker went out, Telegram sends the /imagine again (see routers/imagine.py).
         message = await bot.send_message(
             origin.chat_id,
             texts.pick_model(params.prompt, default_model),
@@ -56,6 +61,7 @@ class JobStarter:
             message_thread_id=origin.thread_id,
         )
         await self._jobs.set_status_message(draft.id, message.message_id)
+        update_saved()
         return draft
 
     async def start(
@@ -69,15 +75,36 @@ class JobStarter:
         if wait is not None:
             await self._show(bot, origin, status, texts.rate_limited(wait), None)
             return None
-        status = await self._show(bot, origin, status, texts.accepted(params.model), None)
-        new = replace(_new_job(origin, params), status_message_id=status.message_id)
+        # Saved before anything is sent: the status message waits for its send slot
+        # (seconds under load), and a process killed meanwhile lost every such job (112-120
+        # of 600 in issue 11's kill-one bench). Saved, another process runs it.
         try:
-            accepted = await self._runner.accept(new)
+            accepted = await self._runner.accept(_new_job(origin, params), hold=True)
         except RateLimited as limited:
             await self._show(bot, origin, status, texts.rate_limited(limited.retry_after), None)
             return None
-        await self._show_accepted(accepted.job, accepted.position)
-        return accepted.job
+        update_saved()
+        job = accepted.job
+        try:
+            status = await self._show(bot, origin, status, texts.accepted(params.model), None)
+        except TelegramForbiddenError:
+            # Blocked by the user (or removed from the chat): nobody to draw for.
+            await self._runner.cancel(job.id)
+            raise
+        except BaseException:
+            self._runner.release(job.id)  # saved: it runs, without a status message
+            raise
+        job = replace(job, status_message_id=status.message_id)
+        attached = await self._runner.attach_status(job.id, status.message_id)
+        position = self._runner.release(job.id)
+        if not attached:
+            # Finished before its status went out (another process ran it, and the album or
+            # the failure is in the chat already): nobody else knows of this message.
+            with suppress(TelegramAPIError):
+                await bot.delete_message(status.chat.id, status.message_id)
+            return job
+        await self._show_accepted(job, position if position is not None else accepted.position)
+        return job
 
     async def start_inline(
         self, bot: Bot, origin: Origin, params: JobParams, inline_message_id: str
@@ -98,6 +125,7 @@ class JobStarter:
             text = texts.rate_limited(limited.retry_after)
             await edit_inline(bot, inline_message_id, text, None)
             return None
+        update_saved()
         await self._show_accepted(accepted.job, accepted.position)
         return accepted.job
 
@@ -111,6 +139,7 @@ class JobStarter:
         )
         if accepted is None:
             return False
+        update_saved()
         await self._show_accepted(accepted.job, accepted.position)
         return True
 

@@ -15,12 +15,19 @@ from aiogram.types import Update
 from aiohttp import hdrs, web
 from pydantic import ValidationError
 
+from bot.telegram.update_ack import expect_saved
+
 log = logging.getLogger(__name__)
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 # A Telegram update is at most a few KiB (a 4,096-character message and its entities);
 # 1 MiB, aiohttp's default, refuses anything bigger with 413 before it is parsed.
 MAX_BODY_BYTES = 1024**2
 HealthCheck = Callable[[], Awaitable[tuple[bool, dict[str, Any]]]]
+# The longest an answer waits for its update to be saved (bot/telegram/update_ack.py). A
+# job is saved in milliseconds; what takes longer is an update that saves nothing and
+# answers the user, waiting for its send slot (under load about a second per message in
+# one chat). Telegram takes a slow answer as a failed one and sends the update again.
+SAVED_WITHIN = 10.0
 
 
 def webhook_path(prefix: str, bot: Bot) -> str:
@@ -30,20 +37,29 @@ def webhook_path(prefix: str, bot: Bot) -> str:
 
 class UpdateReceiver:
     """Takes Telegram's POSTs for one bot and feeds them to the dispatcher in the
-    background, answering at once (Telegram retries a slow or failed answer).
+    background, answering once the update is saved (a job) or handled (anything else),
+    whichever comes first: Telegram never sends an answered update again, and a slow
+    answer is taken for a failed one.
 
     `slots` caps the updates being handled at once, shared by every bot's receiver as
     polling's limit is: while all are taken, Telegram's request waits for one, and the rest
     of the updates wait at Telegram, in order."""
 
     def __init__(
-        self, dispatcher: Dispatcher, bot: Bot, secret: str, slots: asyncio.Semaphore
+        self,
+        dispatcher: Dispatcher,
+        bot: Bot,
+        secret: str,
+        slots: asyncio.Semaphore,
+        opened: asyncio.Event,
     ) -> None:
         self._dispatcher = dispatcher
+        self._opened = opened
         self._bot = bot
         self._secret = secret
         self._slots = slots
         self._tasks: set[asyncio.Task[Any]] = set()
+        self.saved_within = SAVED_WITHIN
 
     async def handle(self, request: web.Request) -> web.Response:
         if not _holds_secret(request, self._secret):
@@ -70,22 +86,33 @@ class UpdateReceiver:
             # covers bad JSON and bad UTF-8; RecursionError, JSON nested 100,000 deep.
             log.warning("webhook: refused a malformed update (%s)", type(error).__name__)
             return web.json_response({"ok": False, "error": "malformed update"}, status=400)
+        # Not before the jobs can be run as they will be (claimed on a shared database): one
+        # accepted earlier ran here and was claimed by another process as well, submitted
+        # twice (the kill-one bench). Telegram's request waits, unanswered, meanwhile.
+        await self._opened.wait()
         await self._slots.acquire()
         if request.transport is None or request.transport.is_closing():
             # Telegram gave up waiting for a slot and will send this update again: handling
             # it now too would answer the user twice.
             self._slots.release()
             return web.json_response({"ok": False, "error": "busy"}, status=503)
+        saved: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         try:
-            task = asyncio.create_task(self._feed(update))
+            task = asyncio.create_task(self._feed(update, saved))
         except BaseException:
             self._slots.release()
             raise
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        # A failed handler is answered 200 as well: it was logged, and the same update
+        # again would fail the same way.
+        await asyncio.wait(
+            {saved, task}, timeout=self.saved_within, return_when=asyncio.FIRST_COMPLETED
+        )
         return web.json_response({"ok": True})
 
-    async def _feed(self, update: Update) -> None:
+    async def _feed(self, update: Update, saved: asyncio.Future[None]) -> None:
+        expect_saved(saved)
         try:
             await self._dispatcher.feed_update(self._bot, update)
         except Exception:
@@ -109,12 +136,18 @@ def build_web_app(
     secret: str,
     health: HealthCheck,
     concurrency: int,
+    opened: asyncio.Event | None = None,
 ) -> tuple[web.Application, list[UpdateReceiver]]:
+    """`opened`: updates wait for it (the server listens, and /healthz answers, while the
+    bot starts); None, at once."""
     app = web.Application(client_max_size=MAX_BODY_BYTES)
     receivers = []
     slots = asyncio.Semaphore(concurrency)
+    if opened is None:
+        opened = asyncio.Event()
+        opened.set()
     for bot in bots:
-        receiver = UpdateReceiver(dispatcher, bot, secret, slots)
+        receiver = UpdateReceiver(dispatcher, bot, secret, slots, opened)
         app.router.add_post(webhook_path(prefix, bot), receiver.handle)
         receivers.append(receiver)
 

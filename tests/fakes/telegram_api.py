@@ -508,6 +508,8 @@ class FakeTelegram:
         self._blocked: set[tuple[int | None, int]] = set()  # (bot id or None for all, user)
         self._kicked: set[tuple[int | None, int]] = set()  # (bot id or None for all, chat)
         self._faults: list[Fault] = []
+        # Method (lower case) -> the gate its calls wait at: see hold().
+        self._held: dict[str, asyncio.Event] = {}
         self._rate: tuple[int, float] | None = None  # (messages, per seconds) per chat
         # Telegram's published limits, when switched on: see enforce_telegram_limits().
         self._limits: TelegramLimits | None = None
@@ -541,6 +543,8 @@ class FakeTelegram:
 
     async def close(self) -> None:
         self._closing = True
+        for method in list(self._held):
+            self.release(method)
         self._wake()
         if self._http is not None:
             await self._http.close()
@@ -690,6 +694,17 @@ class FakeTelegram:
         self._faults.append(
             Fault(method.lower(), bot.id if bot else None, 0, "", None, False, count, True)
         )
+
+    def hold(self, method: str) -> None:
+        """Calls of `method` arrive (they are in calls(), unanswered) but take no effect
+        until release(method): a request stuck on a slow network, or a process killed
+        while it waits. A client that goes away meanwhile leaves no message behind."""
+        self._held.setdefault(method.lower(), asyncio.Event())
+
+    def release(self, method: str) -> None:
+        gate = self._held.pop(method.lower(), None)
+        if gate is not None:
+            gate.set()
 
     def limit_rate(self, messages: int = 1, per_seconds: float = 1.0) -> None:
         """Opt in to flood control: more than `messages` sends or edits in one chat within
@@ -1036,6 +1051,9 @@ class FakeTelegram:
                 raise ConnectionResetError
             if fault is not None and not fault.lose_answer:
                 raise ApiError(fault.error_code, fault.description, fault.retry_after)
+            gate = self._held.get(method.lower())
+            if gate is not None:
+                await gate.wait()
             self._check_rate(bot, method, params)
             handler = self._methods.get(method.lower())
             if handler is None:

@@ -121,8 +121,10 @@ class PostgresJobRepository:
             row = await conn.fetchrow("SELECT * FROM jobs WHERE id = $1", job_id)
         return None if row is None else _job_from_row(row)
 
-    async def set_status_message(self, job_id: int, message_id: int) -> None:
-        await self._update(job_id, {"status_message_id": message_id})
+    async def set_status_message(self, job_id: int, message_id: int) -> bool:
+        return await self._update(
+            job_id, {"status_message_id": message_id}, from_states=_CANCELLABLE
+        )
 
     async def create_within_rate(
         self, new: NewJob, *, now: float, per_minute: int

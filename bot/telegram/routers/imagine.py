@@ -11,7 +11,7 @@ from aiogram.utils.i18n import I18n
 
 from bot.config import Config
 from bot.storage.jobs_repo import JobRepository
-from bot.storage.records import JobParams, UserSettings
+from bot.storage.records import JobParams, JobRecord, JobState, UserSettings
 from bot.telegram import texts
 from bot.telegram.imagine_args import ImagineArgs
 from bot.telegram.model_menu import ModelMenu
@@ -41,7 +41,8 @@ async def imagine(
     jobs: JobRepository,
     model_menu: ModelMenu,
 ) -> None:
-    if await jobs.find_by_request(bot.id, message.chat.id, message.message_id) is not None:
+    existing = await jobs.find_by_request(bot.id, message.chat.id, message.message_id)
+    if existing is not None and not _picker_never_shown(existing):
         return  # Telegram sent this message again after a crash; its job already exists
     try:
         request = read_request(
@@ -61,6 +62,12 @@ async def imagine(
         await starter.offer_picker(bot, origin, params, default_model=default_model)
     else:
         await starter.start(bot, origin, params)
+
+
+def _picker_never_shown(job: JobRecord) -> bool:
+    # A process killed between saving the draft and sending its picker: the webhook was
+    # not answered yet (starter.offer_picker), so Telegram sent it again; show one now.
+    return job.state is JobState.DRAFT and job.status_message_id is None
 
 
 def default_model_of(settings: UserSettings, config: Config) -> str:
