@@ -72,7 +72,8 @@ class ClusterResult:
     # limit rather than the bots, and then more bot processes cannot go faster.
     fakes_cpu_seconds: float = 0.0
     # Jobs saved in the database: fewer than the /imagine sent when a killed process had
-    # answered Telegram for updates it had not saved yet (webhook mode answers at once).
+    # answered Telegram for updates it had not saved yet (before issue 11's fix, webhook
+    # mode answered at once).
     saved: int = 0
     # 429 answers of the fake Bot API (with --workload telegram-limits: its limits are on).
     too_many_requests: int = 0
@@ -124,41 +125,73 @@ def _write_config(
 
 
 class Balancer:
-    """Round-robin delivery of the fake's queued updates to the live processes."""
+    """Round-robin delivery of the fake's queued updates to the live processes, up to
+    `CONNECTIONS` at a time per bot, as Telegram does (setWebhook's max_connections, 40 by
+    default). A process answers an update once what it asked for is saved, which can take
+    seconds under load; one update at a time would measure this balancer, not the bots."""
+
+    CONNECTIONS = 40
 
     def __init__(self, bots: list[FakeBot], ports: list[int]) -> None:
         self._bots = bots
         self.ports = list(ports)
         self._next = 0
         self.sent = 0
+        self.in_flight = 0
+
+    @property
+    def idle(self) -> bool:
+        """Nothing queued at the fake and nothing on its way to a process."""
+        return self.in_flight == 0 and not any(bot.pending_updates for bot in self._bots)
 
     async def run(self) -> None:
         timeout = aiohttp.ClientTimeout(total=30)
-        async with aiohttp.ClientSession(timeout=timeout) as http:
-            while True:
-                waiting = [bot for bot in self._bots if bot.pending_updates]
-                if not waiting:
-                    await asyncio.sleep(0.005)
-                    continue
-                for bot in waiting:
-                    await self._deliver(http, bot, bot.pending_updates.pop(0))
+        slots = {bot.id: asyncio.Semaphore(self.CONNECTIONS) for bot in self._bots}
+        tasks: set[asyncio.Task[None]] = set()
+        try:
+            async with aiohttp.ClientSession(timeout=timeout) as http:
+                while True:
+                    waiting = [bot for bot in self._bots if bot.pending_updates]
+                    if not waiting:
+                        await asyncio.sleep(0.005)
+                        continue
+                    for bot in waiting:
+                        await slots[bot.id].acquire()
+                        self.in_flight += 1
+                        task = asyncio.create_task(
+                            self._deliver(http, bot, bot.pending_updates.pop(0), slots[bot.id])
+                        )
+                        tasks.add(task)
+                        task.add_done_callback(tasks.discard)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _deliver(
-        self, http: aiohttp.ClientSession, bot: FakeBot, update: dict[str, Any]
+        self,
+        http: aiohttp.ClientSession,
+        bot: FakeBot,
+        update: dict[str, Any],
+        slot: asyncio.Semaphore,
     ) -> None:
         headers = {"X-Telegram-Bot-Api-Secret-Token": SECRET}
-        while True:
-            port = self.ports[self._next % len(self.ports)]
-            self._next += 1
-            url = f"http://127.0.0.1:{port}{PREFIX}/{bot.id}"
-            try:
-                async with http.post(url, json=update, headers=headers) as response:
-                    if response.status == 200:
-                        self.sent += 1
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.01)  # Telegram retries too; try the next process
+        try:
+            while True:
+                port = self.ports[self._next % len(self.ports)]
+                self._next += 1
+                url = f"http://127.0.0.1:{port}{PREFIX}/{bot.id}"
+                try:
+                    async with http.post(url, json=update, headers=headers) as response:
+                        if response.status == 200:
+                            self.sent += 1
+                            return
+                except (aiohttp.ClientError, TimeoutError):
+                    pass
+                await asyncio.sleep(0.01)  # Telegram retries too; try the next process
+        finally:
+            self.in_flight -= 1
+            slot.release()
 
 
 async def run_cluster(
@@ -229,7 +262,9 @@ async def run_cluster(
                 result.cpu_seconds += process_cpu_seconds_or_zero(pid)
                 result.takeover_seconds = await _takeover(url, pid, killed_at)
             due = max(p.queue_seconds + p.generation_seconds for p in plans)
-            result.saved = await _wait_delivered(url, watcher, len(plans), due + 300 + lease)
+            result.saved = await _wait_delivered(
+                url, watcher, balancer, len(plans), due + 300 + lease
+            )
             result.wall_seconds = time.monotonic() - started
             result.fakes_cpu_seconds = time.process_time() - fakes_cpu
             live = [c for c in children if c.returncode is None]
@@ -267,7 +302,9 @@ def process_cpu_seconds_or_zero(pid: int) -> float:
         return 0.0
 
 
-async def _wait_delivered(url: str, watcher: CallWatcher, sent: int, within: float) -> int:
+async def _wait_delivered(
+    url: str, watcher: CallWatcher, balancer: Balancer, sent: int, within: float
+) -> int:
     """Wait until every saved job's album arrived (and no update is still on its way);
     return how many jobs were saved."""
     conn = await asyncpg.connect(url, timeout=10)
@@ -279,7 +316,8 @@ async def _wait_delivered(url: str, watcher: CallWatcher, sent: int, within: flo
             unfinished = await conn.fetchval(
                 "SELECT COUNT(*) FROM jobs WHERE state IN ('queued', 'submitted', 'delivering')"
             )
-            if watcher.scan() >= sent or (unfinished == 0 and watcher.scan() >= saved > 0):
+            settled = unfinished == 0 and watcher.scan() >= saved > 0 and balancer.idle
+            if watcher.scan() >= sent or settled:
                 # Settled: give a straggling update a moment, then count once more.
                 await asyncio.sleep(2.0)
                 if int(await conn.fetchval("SELECT COUNT(*) FROM jobs")) == saved:
