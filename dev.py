@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import venv
@@ -139,7 +140,19 @@ def _lock_key(pin: tuple[str, str]) -> str:
 
 
 def _run(cmd: list[str]) -> int:
-    return subprocess.call(cmd, cwd=ROOT)
+    """Run `cmd` and return its exit status. Ctrl-C reaches the child too (one process
+    group) and the bot stops cleanly on it: this parent waits for that instead of dying
+    with a traceback of its own; a SIGTERM from a process manager is passed on."""
+    process = subprocess.Popen(cmd, cwd=ROOT)
+    # Set after Popen returns (the child has exec'd): an ignored signal would be inherited.
+    previous_int = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    previous_term = signal.signal(signal.SIGTERM, lambda *_: process.send_signal(signal.SIGTERM))
+    try:
+        code = process.wait()
+    finally:
+        signal.signal(signal.SIGINT, previous_int)
+        signal.signal(signal.SIGTERM, previous_term)
+    return 128 - code if code < 0 else code  # killed by signal N: the shell's 128 + N
 
 
 if __name__ == "__main__":
