@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from tests.bot_steps import drawing_text, ready_text, starting_text
 from tests.harness import running_bot
 
@@ -110,3 +112,21 @@ async def test_a_status_message_sent_after_the_job_started_still_shows_its_progr
             lambda: stack.tg.message(stack.bot, chat, status.message_id).deleted,
             "the status message to go after the album",
         )
+
+
+async def test_a_job_whose_status_message_could_not_be_recorded_still_draws(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # One process holds a saved job until its "accepted" message is out and recorded; a
+    # failed write of the message id left it held for good: "accepted", then nothing.
+    async with running_bot(tmp_path) as stack:
+
+        async def refuse(job_id: int, message_id: int) -> bool:
+            raise OSError("disk I/O error")
+
+        monkeypatch.setattr(stack.app.runner, "attach_status", refuse)
+        user = stack.user()
+        chat = stack.tg.private_chat(user)
+        stack.tg.send_text(stack.bot, chat, user, "/imagine a held fox --model flux")
+        await stack.wait_album(chat)
+        assert stack.arta.submits_by_prompt["a held fox"] == 1

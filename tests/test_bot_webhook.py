@@ -19,7 +19,7 @@ from bot.app import UPDATE_CONCURRENCY, make_bot
 from bot.storage import Database
 from bot.storage.jobs_repo import JobRepository
 from bot.storage.records import JobState
-from bot.telegram import texts
+from bot.telegram import texts, webhook
 from bot.telegram.update_ack import update_saved
 from bot.telegram.webhook import SECRET_HEADER, UpdateReceiver, build_web_app
 from tests.bot_steps import said
@@ -333,6 +333,24 @@ async def test_updates_arriving_while_the_bot_starts_wait_until_it_runs_jobs() -
         assert (await posted).status == 200
         await receivers[0].drain(within=5)
     assert dispatcher.finished == [1]
+
+
+async def test_an_update_for_a_bot_that_never_finishes_starting_is_told_to_come_back(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A failed start left such requests waiting for good: the exit then waited for them
+    # (aiohttp's 60 s graceful shutdown, and 60 s more). Telegram sends a 503'd update again.
+    monkeypatch.setattr(webhook, "OPEN_WITHIN", 0.05)
+    dispatcher = _Dispatcher()
+    dispatcher.release.set()
+    async with (
+        _webhook_server(dispatcher, concurrency=3, opened=asyncio.Event()) as (url, _),
+        aiohttp.ClientSession() as http,
+        asyncio.timeout(10),
+    ):
+        response = await http.post(url, json={"update_id": 1}, headers={SECRET_HEADER: SECRET})
+        assert response.status == 503
+    assert dispatcher.finished == []
 
 
 async def test_a_webhook_imagine_is_saved_before_telegram_is_answered(tmp_path: Path) -> None:

@@ -80,7 +80,7 @@ class _DyingConnection:
             "cannot switch to state 11; another operation (2) is in progress"
         )
 
-    async def execute(self, query: str, *args: object) -> str:
+    async def execute(self, query: str, *args: object, **kwargs: object) -> str:
         raise asyncpg.exceptions.InternalClientError("another operation is in progress")
 
 
@@ -91,7 +91,7 @@ class _PoolOfOne:
     async def acquire(self) -> _DyingConnection:
         return _DyingConnection()
 
-    async def release(self, conn: _DyingConnection) -> None:
+    async def release(self, conn: _DyingConnection, **kwargs: object) -> None:
         self.released += 1
         raise asyncpg.exceptions.InternalClientError("reset failed")
 

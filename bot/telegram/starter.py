@@ -95,8 +95,12 @@ class JobStarter:
             self._runner.release(job.id)  # saved: it runs, without a status message
             raise
         job = replace(job, status_message_id=status.message_id)
-        attached = await self._runner.attach_status(job.id, status.message_id)
-        position = self._runner.release(job.id)
+        try:
+            attached = await self._runner.attach_status(job.id, status.message_id)
+        finally:
+            # Even when the database write fails: a held job never runs and stays in the
+            # runner's held list for good (the user saw "accepted" and nothing more).
+            position = self._runner.release(job.id)
         if not attached:
             # Finished before its status went out (another process ran it, and the album or
             # the failure is in the chat already): nobody else knows of this message.

@@ -28,6 +28,8 @@ HealthCheck = Callable[[], Awaitable[tuple[bool, dict[str, Any]]]]
 # answers the user, waiting for its send slot (under load about a second per message in
 # one chat). Telegram takes a slow answer as a failed one and sends the update again.
 SAVED_WITHIN = 10.0
+# Seconds an update waits for the bot to finish starting (its services take 2-5 s here).
+OPEN_WITHIN = 15.0
 
 
 def webhook_path(prefix: str, bot: Bot) -> str:
@@ -89,7 +91,14 @@ class UpdateReceiver:
         # Not before the jobs can be run as they will be (claimed on a shared database): one
         # accepted earlier ran here and was claimed by another process as well, submitted
         # twice (the kill-one bench). Telegram's request waits, unanswered, meanwhile.
-        await self._opened.wait()
+        try:
+            async with asyncio.timeout(OPEN_WITHIN):
+                await self._opened.wait()
+        except TimeoutError:
+            # Still starting, or the start failed: Telegram sends the update again later.
+            # Unbounded, these requests held a failed start's exit for aiohttp's 60 s
+            # graceful shutdown plus 60 s more.
+            return web.json_response({"ok": False, "error": "starting"}, status=503)
         await self._slots.acquire()
         if request.transport is None or request.transport.is_closing():
             # Telegram gave up waiting for a slot and will send this update again: handling
@@ -109,6 +118,14 @@ class UpdateReceiver:
         await asyncio.wait(
             {saved, task}, timeout=self.saved_within, return_when=asyncio.FIRST_COMPLETED
         )
+        if not saved.done() and not task.done():
+            # Telegram will not send it again: if this process dies before the save, the
+            # request is lost. Said, so an operator sees a database too slow for the cap.
+            log.warning(
+                "webhook: answered update %s after %.0f s, before it was saved",
+                update.update_id,
+                self.saved_within,
+            )
         return web.json_response({"ok": True})
 
     async def _feed(self, update: Update, saved: asyncio.Future[None]) -> None:

@@ -26,6 +26,8 @@ _ID_MASK = (1 << 48) - 1
 # How often a standby tries again and the leader checks its connection is alive: a
 # takeover comes within about this long after the leader's session ends.
 RETRY_INTERVAL = 2.0
+# Seconds for each step of giving leadership back: a live server answers in milliseconds.
+RELEASE_TIMEOUT = 2.0
 
 
 def lock_key(bot_id: int) -> int:
@@ -108,13 +110,15 @@ class PostgresLeadership:
             return
         try:
             for key in self._keys:
-                await conn.execute("SELECT pg_advisory_unlock($1)", key)
+                # Bounded: on a half-open connection each call would wait the 30 s command
+                # timeout, one per bot, past a platform's 30 s stop.
+                await conn.execute("SELECT pg_advisory_unlock($1)", key, timeout=RELEASE_TIMEOUT)
         except Exception:
             pass  # a dead session (whatever asyncpg raises for it) has freed its locks
         finally:
             try:
                 # The pool's reset also runs pg_advisory_unlock_all() on the way back; on
                 # a broken connection asyncpg terminates it and still frees its slot.
-                await self._pool.release(conn)
+                await self._pool.release(conn, timeout=RELEASE_TIMEOUT)
             except Exception:
                 log.debug("the leadership connection was broken when given back")
