@@ -162,23 +162,7 @@ class PostgresJobClaims:
     async def position(self, job_id: int) -> int | None:
         """The job's place among the jobs nobody holds yet, in claim order (1 = next);
         None once a process holds it."""
-        async with self._pool.acquire() as conn:
-            place = await conn.fetchval(
-                """
-                WITH waiting AS (
-                    SELECT id, created_at, row_number() OVER (
-                        PARTITION BY bot_id, user_id ORDER BY created_at, id) AS turn
-                    FROM jobs WHERE state = 'queued' AND owner IS NULL
-                      AND bot_id = ANY($2::bigint[])
-                )
-                SELECT COUNT(*) FROM waiting w, waiting me
-                WHERE me.id = $1
-                  AND (w.turn, w.created_at, w.id) <= (me.turn, me.created_at, me.id)
-                """,
-                job_id,
-                self._bot_ids,
-            )
-        return int(place) or None
+        return (await self.positions([job_id])).get(job_id)
 
     async def positions(self, job_ids: Sequence[int]) -> dict[int, int]:
         """`position` of each of `job_ids` still waiting for a process, in one query; the
