@@ -6,7 +6,9 @@ import asyncio
 import json
 import os
 import signal
+import socket
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +46,24 @@ def write_config(
         lines.append("")
     path.write_text("\n".join(lines))
     return path
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on now, for a bot process's own server."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def until(predicate: Callable[[], bool], what: str, within: float = 90.0) -> None:
+    """Wait for what another process's log shows, which no request to the fakes announces;
+    the bound is generous because importing aiogram alone takes seconds on a busy machine."""
+    step = 0.05
+    for _ in range(int(within / step)):
+        if predicate():
+            return
+        await asyncio.sleep(step)
+    raise AssertionError(f"timed out after {within} s waiting for {what}")
 
 
 class BotProcess:

@@ -3,6 +3,7 @@ the polling mode's own small server."""
 
 from __future__ import annotations
 
+import asyncio
 import socket
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from bot.app import BotApp
 from bot.config import ConfigError
 from bot.storage.records import JobState
+from tests.bot_process import free_port
 from tests.bot_steps import wait_jobs
 from tests.fakes.arta_server import FakeArta, RecordScript
 from tests.fakes.openai_server import FakeOpenAI
@@ -20,12 +22,6 @@ from tests.fakes.telegram_api import FakeTelegram
 from tests.harness import TOKEN, Stack, make_config, running_bot
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 async def _scrape(url: str) -> Samples:
@@ -54,12 +50,17 @@ async def _draw(stack: Stack, user_id: int, prompt: str, finished: int = 1) -> N
 async def test_polling_mode_serves_job_upstream_and_bot_api_numbers_and_health(
     tmp_path: Path,
 ) -> None:
-    port = _free_port()
+    port = free_port()
     async with running_bot(tmp_path, metrics={"port": port}) as stack:
         stack.arta.scripts_by_prompt["a broken lamp"] = RecordScript(outcome="failed")
         stack.tg.fail_next("sendMediaGroup", error_code=429, retry_after=1)
         await _draw(stack, 1001, "a metered fox")
         await _draw(stack, 1002, "a broken lamp")
+        # The job is written down as failed just before the runner lets go of its slot:
+        # scraped in between, in-flight read 1 (seen with the machine loaded).
+        async with asyncio.timeout(10):
+            while stack.app.runner.in_flight:  # noqa: ASYNC110 - a counter, no event to wait on
+                await asyncio.sleep(0.01)
         samples = await _scrape(f"http://127.0.0.1:{port}/metrics")
         async with aiohttp.ClientSession() as http:
             health = await http.get(f"http://127.0.0.1:{port}/healthz")
@@ -113,7 +114,7 @@ async def test_a_job_drawn_by_the_openai_provider_is_counted_under_its_name(
     tmp_path: Path,
 ) -> None:
     # The provider label comes from the jobs table's provider column (NULL is ARTA's).
-    port = _free_port()
+    port = free_port()
     async with FakeOpenAI() as openai:
         providers = {
             "openai": {

@@ -5,25 +5,12 @@ another getUpdates."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable
 from pathlib import Path
 
-from tests.bot_process import BotProcess, write_config
+from tests.bot_process import BotProcess, until, write_config
 from tests.fakes.arta_server import FakeArta
 from tests.fakes.telegram_api import FakeTelegram
 from tests.harness import TOKEN
-
-
-async def _until(predicate: Callable[[], bool], what: str, within: float = 90.0) -> None:
-    # Watches another process's log, which no request to the fakes announces; the bound
-    # is generous because importing aiogram alone takes seconds on a busy machine.
-    step = 0.05
-    for _ in range(int(within / step)):
-        if predicate():
-            return
-        await asyncio.sleep(step)
-    raise AssertionError(f"timed out after {within} s waiting for {what}")
 
 
 async def test_kill_9_of_the_leader_mid_generation_the_standby_finishes_the_job_once(
@@ -51,7 +38,7 @@ async def test_kill_9_of_the_leader_mid_generation_the_standby_finishes_the_job_
         async with BotProcess(configs[0], tg) as first:
             await first.wait_polling(bot)
             async with BotProcess(configs[1], tg) as second:
-                await _until(lambda: "standing by" in second.log, "the second to stand by")
+                await until(lambda: "standing by" in second.log, "the second to stand by")
 
                 arta.hold("generate me")
                 tg.send_text(bot, chat, user, "/imagine generate me --model flux -n 2")

@@ -8,38 +8,18 @@ answered /imagine were lost: 112-120 of 600 in the kill-one bench."""
 
 from __future__ import annotations
 
-import asyncio
-import socket
-from collections.abc import Callable
 from pathlib import Path
 
 import aiohttp
 
 from bot.telegram.webhook import SECRET_HEADER
-from tests.bot_process import BotProcess, write_config
+from tests.bot_process import BotProcess, free_port, until, write_config
 from tests.fakes.arta_server import FakeArta
 from tests.fakes.telegram_api import FakeBot, FakeTelegram
 from tests.harness import TOKEN
 
 SECRET = "two-process-webhook-secret"
 PROMPTS = [f"webhook fox {n}" for n in range(6)]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-async def _until(predicate: Callable[[], bool], what: str, within: float = 90.0) -> None:
-    # Watches another process's log, which no request to the fakes announces; the bound
-    # is generous because importing aiogram alone takes seconds on a busy machine.
-    step = 0.05
-    for _ in range(int(within / step)):
-        if predicate():
-            return
-        await asyncio.sleep(step)
-    raise AssertionError(f"timed out after {within} s waiting for {what}")
 
 
 async def _deliver_in_turn(bot: FakeBot, ports: list[int]) -> list[int]:
@@ -62,7 +42,7 @@ async def test_kill_9_of_a_webhook_process_after_it_answered_loses_no_imagine(
 ) -> None:
     async with FakeTelegram() as tg, FakeArta() as arta:
         bot = tg.add_bot(TOKEN, "arta_test1_bot")
-        ports = [_free_port(), _free_port()]
+        ports = [free_port(), free_port()]
         configs = []
         for name, port in zip(("first", "second"), ports, strict=True):
             (tmp_path / name).mkdir()
@@ -93,7 +73,7 @@ async def test_kill_9_of_a_webhook_process_after_it_answered_loses_no_imagine(
             BotProcess(configs[1], tg, env=webhook) as second,
         ):
             for process in (first, second):
-                await _until(
+                await until(
                     lambda p=process: (
                         "webhook server listening" in p.log  # type: ignore[misc]
                         or p.returncode is not None
@@ -114,7 +94,7 @@ async def test_kill_9_of_a_webhook_process_after_it_answered_loses_no_imagine(
             # Mid-work: every job is at ARTA with its record id saved (not in the one
             # resubmission window, between ARTA's answer and that write), and no status
             # message has gone out.
-            await _until(
+            await until(
                 lambda: (
                     first.log.count("event=submitted") + second.log.count("event=submitted")
                     == len(PROMPTS)
