@@ -253,13 +253,11 @@ class SendPacer(BaseRequestMiddleware):
                     wait = empty_at - now
                 elif chat_ready > now or self._bot_next > now:
                     wait = max(chat_ready, self._bot_next) - now
-                elif self._budget is None:
-                    self._bot_next = now + self._bot_spacing
-                    self._reserve_chat(chat, now, now)
-                    break
                 else:
                     self._bot_next = now + self._bot_spacing
                     self._reserve_chat(chat, now, now)
+                    if self._budget is None:
+                        break
                     # Only a slot free now: one another process keeps for a picture is its.
                     slot = await self._budget.take(chat, self._interval(chat), only_if_free=True)
                     if slot.taken:
